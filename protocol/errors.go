@@ -1,0 +1,64 @@
+package protocol
+
+import "fmt"
+
+// Code is a stable error code carried by "error" frames. Codes are
+// append-only: their values cross the wire.
+type Code string
+
+// Error codes.
+const (
+	CodeVersionMismatch Code = "version_mismatch"
+	CodeMalformed       Code = "malformed"
+	CodeUnauthorized    Code = "unauthorized"
+	CodeNotFound        Code = "not_found"
+	CodeConflict        Code = "conflict"
+	CodeRateLimited     Code = "rate_limited"
+	CodeTooLarge        Code = "too_large"
+	CodeInternal        Code = "internal"
+)
+
+// Codes lists every code, in the order they were added.
+var Codes = []Code{CodeVersionMismatch, CodeMalformed, CodeUnauthorized, CodeNotFound,
+	CodeConflict, CodeRateLimited, CodeTooLarge, CodeInternal}
+
+// Known reports whether c is a defined code.
+func (c Code) Known() bool {
+	for _, k := range Codes {
+		if k == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is a protocol-level refusal: the code and the human message a peer
+// receives. It is safe to show to users.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf builds an *Error.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// NoSuchChannel is the one refusal for a channel that does not exist or
+// that the caller may not know exists. Its text is identical in both cases.
+func NoSuchChannel(name string) *Error {
+	return Errorf(CodeNotFound, "no such channel %q", name)
+}
+
+// Reasons sent with an "error" frame when the server drops a session.
+const (
+	ReasonSuperseded   = "session superseded by a newer connection for the same path"
+	ReasonIdle         = "idle timeout: no heartbeat"
+	ReasonMachineGone  = "machine key revoked"
+	ReasonUserRemoved  = "user removed from this server"
+	ReasonSlowConsumer = "slow consumer: outbound queue overflowed"
+	ReasonShutdown     = "server shutting down"
+	ReasonHandshake    = "handshake timed out"
+)

@@ -1,0 +1,341 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Version is the only protocol version this package speaks.
+const Version = 1
+
+// Subprotocol is the WebSocket subprotocol clients may offer.
+const Subprotocol = "conclave.v1"
+
+// Size limits.
+const (
+	MaxFramePreAuth  = 1 << 20  // bytes in one WebSocket message before authentication
+	MaxFramePostAuth = 16 << 20 // bytes in one WebSocket message after authentication
+	DefaultMaxBody   = 64 << 10 // default cap on body and sealed.ciphertext
+	MaxIDLen         = 64       // bytes in a request id
+	HistoryPageMax   = 500      // messages in one history page
+)
+
+// Frame types. Client requests, server replies and unprompted server frames.
+const (
+	// Handshake.
+	THello       = "hello"
+	TChallenge   = "challenge"
+	TRegister    = "register"
+	TAuth        = "auth"
+	TEstablished = "established"
+
+	// Requests (client to server).
+	TPing          = "ping"
+	TJoin          = "join"
+	TLeave         = "leave"
+	TWho           = "who"
+	TListChannels  = "list_channels"
+	TListMachines  = "list_machines"
+	TListUsers     = "list_users"
+	TChannelMsg    = "channel_msg" // also a delivery (server to client)
+	TWhisper       = "whisper"     // also a delivery (server to client)
+	TReadSince     = "read_since"
+	TCreateChannel = "create_channel"
+	TDeleteChannel = "delete_channel"
+	TRenameChannel = "rename_channel"
+	TSetVisibility = "set_visibility"
+	TACLAdd        = "acl_add"
+	TACLRemove     = "acl_remove"
+	TACLList       = "acl_list"
+	TInviteCreate  = "invite_create"
+	TInviteRevoke  = "invite_revoke"
+	TInviteList    = "invite_list"
+	TKick          = "kick"
+	TBan           = "ban"
+	TUnban         = "unban"
+	TBanList       = "ban_list"
+	TUserRemove    = "user_remove"
+	TMachineAdd    = "machine_add"
+	TMachineRemove = "machine_remove"
+
+	// Replies (server to client, echoing the request id).
+	TPong        = "pong"
+	TJoined      = "joined"
+	TAck         = "ack"
+	TPresence    = "presence"
+	TChannelList = "channel_list"
+	TMachineList = "machine_list"
+	TUserList    = "user_list"
+	TInviteToken = "invite_token"
+	TInvites     = "invites"
+	THistory     = "history"
+	TError       = "error"
+
+	// Unprompted notices (server to client).
+	TUnsubscribed = "unsubscribed"
+	TRenamed      = "renamed"
+)
+
+// Sealed is the reserved end-to-end encrypted payload. v1 relays and stores
+// it verbatim and never produces it.
+type Sealed struct {
+	Ciphertext []byte `json:"ciphertext"`
+	KeyID      string `json:"key_id,omitempty"`
+}
+
+// ChannelInfo describes one channel in a channel_list reply.
+type ChannelInfo struct {
+	Name       string     `json:"name"`
+	Visibility Visibility `json:"visibility"`
+	Member     bool       `json:"member"`
+}
+
+// MachineInfo describes one enrolled machine in a machine_list reply.
+type MachineInfo struct {
+	Name        string `json:"name"`
+	Pubkey      []byte `json:"pubkey"`
+	Fingerprint string `json:"fingerprint"`
+	AddedAt     string `json:"added_at"`
+}
+
+// InviteInfo describes one outstanding invite.
+type InviteInfo struct {
+	Channel   string  `json:"channel"`
+	Token     string  `json:"token"`
+	Uses      *int64  `json:"uses"`       // remaining uses; null = unlimited
+	ExpiresAt *string `json:"expires_at"` // RFC 3339; null = never
+}
+
+// HistoryMessage is one stored channel message.
+type HistoryMessage struct {
+	Seq    uint64  `json:"seq"`
+	From   string  `json:"from"`
+	TsMs   int64   `json:"ts_ms"`
+	Body   *string `json:"body,omitempty"`
+	Sealed *Sealed `json:"sealed,omitempty"`
+}
+
+// Frame is one protocol frame. It is a flat union: Type says which fields
+// are meaningful (see docs/PROTOCOL.md); the others are left empty and are
+// omitted on the wire. An absent list means an empty one.
+type Frame struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+
+	// hello
+	Version int    `json:"version,omitempty"`
+	Session string `json:"session,omitempty"`
+	Client  string `json:"client,omitempty"`
+
+	// challenge, established
+	Nonce    []byte `json:"nonce,omitempty"`
+	ServerID string `json:"server_id,omitempty"`
+
+	// register, auth, machine_add
+	Username  string `json:"username,omitempty"`
+	Machine   string `json:"machine,omitempty"`
+	Pubkey    []byte `json:"pubkey,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
+
+	// established
+	Path  string `json:"path,omitempty"`
+	Admin *bool  `json:"admin,omitempty"`
+
+	// channel verbs
+	Channel    string `json:"channel,omitempty"`
+	NewName    string `json:"new_name,omitempty"`
+	Visibility string `json:"visibility,omitempty"`
+	Token      string `json:"token,omitempty"`
+	User       string `json:"user,omitempty"`
+	Target     string `json:"target,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+
+	// invite_create
+	Uses          *int64  `json:"uses,omitempty"`
+	ExpiresInSecs *int64  `json:"expires_in_secs,omitempty"`
+	ExpiresAt     *string `json:"expires_at,omitempty"`
+
+	// messages
+	From   string  `json:"from,omitempty"`
+	Body   *string `json:"body,omitempty"`
+	Sealed *Sealed `json:"sealed,omitempty"`
+	TsMs   int64   `json:"ts_ms,omitempty"`
+	Seq    uint64  `json:"seq,omitempty"`
+
+	// read_since, history
+	AfterSeq *uint64 `json:"after_seq,omitempty"`
+	SinceMs  *int64  `json:"since_ms,omitempty"`
+	Limit    int     `json:"limit,omitempty"`
+	NextSeq  uint64  `json:"next_seq,omitempty"`
+	More     bool    `json:"more,omitempty"`
+
+	// replies
+	Detail   string           `json:"detail,omitempty"`
+	Sessions []string         `json:"sessions,omitempty"`
+	Channels []ChannelInfo    `json:"channels,omitempty"`
+	Machines []MachineInfo    `json:"machines,omitempty"`
+	Users    []string         `json:"users,omitempty"`
+	Invites  []InviteInfo     `json:"invites,omitempty"`
+	Messages []HistoryMessage `json:"messages,omitempty"`
+
+	// error
+	Code    Code   `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Direction says who may send a frame type.
+type Direction int
+
+// Directions.
+const (
+	ClientToServer Direction = 1 << iota
+	ServerToClient
+)
+
+// kinds maps each frame type to who sends it and whether it is a request
+// that expects a reply.
+var kinds = map[string]struct {
+	dir     Direction
+	request bool
+}{
+	THello: {ClientToServer, false}, TChallenge: {ServerToClient, false},
+	TRegister: {ClientToServer, false}, TAuth: {ClientToServer, false},
+	TEstablished: {ServerToClient, false},
+
+	TPing: {ClientToServer, true}, TJoin: {ClientToServer, true}, TLeave: {ClientToServer, true},
+	TWho: {ClientToServer, true}, TListChannels: {ClientToServer, true},
+	TListMachines: {ClientToServer, true}, TListUsers: {ClientToServer, true},
+	TChannelMsg: {ClientToServer | ServerToClient, true}, TWhisper: {ClientToServer | ServerToClient, true},
+	TReadSince: {ClientToServer, true}, TCreateChannel: {ClientToServer, true},
+	TDeleteChannel: {ClientToServer, true}, TRenameChannel: {ClientToServer, true},
+	TSetVisibility: {ClientToServer, true}, TACLAdd: {ClientToServer, true},
+	TACLRemove: {ClientToServer, true}, TACLList: {ClientToServer, true},
+	TInviteCreate: {ClientToServer, true}, TInviteRevoke: {ClientToServer, true},
+	TInviteList: {ClientToServer, true}, TKick: {ClientToServer, true}, TBan: {ClientToServer, true},
+	TUnban: {ClientToServer, true}, TBanList: {ClientToServer, true},
+	TUserRemove: {ClientToServer, true}, TMachineAdd: {ClientToServer, true},
+	TMachineRemove: {ClientToServer, true},
+
+	TPong: {ServerToClient, false}, TJoined: {ServerToClient, false}, TAck: {ServerToClient, false},
+	TPresence: {ServerToClient, false}, TChannelList: {ServerToClient, false},
+	TMachineList: {ServerToClient, false}, TUserList: {ServerToClient, false},
+	TInviteToken: {ServerToClient, false}, TInvites: {ServerToClient, false},
+	THistory: {ServerToClient, false}, TError: {ServerToClient, false},
+	TUnsubscribed: {ServerToClient, false}, TRenamed: {ServerToClient, false},
+}
+
+// Types returns every frame type, for documentation tests.
+func Types() []string {
+	out := make([]string, 0, len(kinds))
+	for t := range kinds {
+		out = append(out, t)
+	}
+	return out
+}
+
+// KnownType reports whether t is a frame type of this version.
+func KnownType(t string) bool { _, ok := kinds[t]; return ok }
+
+// SentBy reports whether a frame of type t may be sent in direction d.
+func SentBy(t string, d Direction) bool { return kinds[t].dir&d != 0 }
+
+// IsRequest reports whether t is a client request that gets exactly one
+// reply echoing its id.
+func IsRequest(t string) bool { return kinds[t].request }
+
+var errEmpty = errors.New("empty frame")
+
+// Decode parses one JSON frame. It rejects invalid UTF-8, anything that is
+// not a JSON object with a string "type", and unknown types. The returned
+// error is an *Error with code malformed.
+func Decode(b []byte) (*Frame, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, &Error{Code: CodeMalformed, Message: errEmpty.Error()}
+	}
+	if !utf8.Valid(b) {
+		return nil, Errorf(CodeMalformed, "frame is not valid UTF-8")
+	}
+	if b[0] != '{' {
+		return nil, Errorf(CodeMalformed, "frame is not a JSON object")
+	}
+	var f Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, Errorf(CodeMalformed, "invalid JSON: %s", jsonErrText(err))
+	}
+	if f.Type == "" {
+		return nil, Errorf(CodeMalformed, "frame has no \"type\"")
+	}
+	if !KnownType(f.Type) {
+		return &f, Errorf(CodeMalformed, "unknown frame type %q", truncate(f.Type, 40))
+	}
+	return &f, nil
+}
+
+// DecodeMessage parses a WebSocket message holding one or more frames
+// separated by newlines. It stops at the first bad frame.
+func DecodeMessage(b []byte) ([]*Frame, error) {
+	var out []*Frame
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		f, err := Decode(line)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, &Error{Code: CodeMalformed, Message: errEmpty.Error()}
+	}
+	return out, nil
+}
+
+// Encode renders f as one line of JSON without a trailing newline.
+func Encode(f *Frame) ([]byte, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
+	}
+	return b, nil
+}
+
+// MustEncode is Encode for frames built by this program, whose encoding
+// cannot fail (all field types are plain data).
+func MustEncode(f *Frame) []byte {
+	b, err := Encode(f)
+	if err != nil {
+		// Unreachable: Frame holds only strings, numbers, bools and slices.
+		return []byte(`{"type":"error","code":"internal","message":"encode failed"}`)
+	}
+	return b
+}
+
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s at offset %d", se.Error(), se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	}
+	return truncate(err.Error(), 120)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

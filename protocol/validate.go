@@ -1,0 +1,193 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"fmt"
+)
+
+// Validate checks the fields a frame of its type must carry. It returns an
+// *Error with code malformed (or version_mismatch for a hello of another
+// version) describing the first problem. It does not check limits that are
+// the server's configuration (body size) or state (channel existence).
+func (f *Frame) Validate() error {
+	if !KnownType(f.Type) {
+		return Errorf(CodeMalformed, "unknown frame type %q", truncate(f.Type, 40))
+	}
+	if len(f.ID) > MaxIDLen {
+		return Errorf(CodeMalformed, "id is longer than %d bytes", MaxIDLen)
+	}
+	if IsRequest(f.Type) && f.ID == "" && f.Type != TPing {
+		return Errorf(CodeMalformed, "%s request has no \"id\"", f.Type)
+	}
+	name := func(field, v string) error {
+		if err := CheckName(v); err != nil {
+			return Errorf(CodeMalformed, "invalid %s %q: %v", field, truncate(v, 80), err)
+		}
+		return nil
+	}
+	key := func() error {
+		if len(f.Pubkey) != ed25519.PublicKeySize {
+			return Errorf(CodeMalformed, "pubkey must be %d bytes, got %d", ed25519.PublicKeySize, len(f.Pubkey))
+		}
+		return nil
+	}
+	switch f.Type {
+	case THello:
+		if f.Version != Version {
+			return Errorf(CodeVersionMismatch, "incompatible protocol version: server speaks %d, client sent %d", Version, f.Version)
+		}
+		if len(f.Client) > 200 {
+			return Errorf(CodeMalformed, "client is longer than 200 bytes")
+		}
+		return name("session handle", f.Session)
+	case TChallenge:
+		if len(f.Nonce) != NonceSize {
+			return Errorf(CodeMalformed, "nonce must be %d bytes", NonceSize)
+		}
+		if f.ServerID == "" {
+			return Errorf(CodeMalformed, "challenge has no server_id")
+		}
+	case TRegister:
+		if err := name("username", f.Username); err != nil {
+			return err
+		}
+		if err := name("machine name", f.Machine); err != nil {
+			return err
+		}
+		return key()
+	case TAuth:
+		if err := key(); err != nil {
+			return err
+		}
+		if len(f.Signature) != ed25519.SignatureSize {
+			return Errorf(CodeMalformed, "signature must be %d bytes, got %d", ed25519.SignatureSize, len(f.Signature))
+		}
+	case TJoin, TLeave, TDeleteChannel, TACLList, TBanList, TInviteList:
+		return name("channel name", f.Channel)
+	case TCreateChannel:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		if f.Visibility != "" {
+			if _, err := ParseVisibility(f.Visibility); err != nil {
+				return Errorf(CodeMalformed, "%v", err)
+			}
+		}
+	case TSetVisibility:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		if _, err := ParseVisibility(f.Visibility); err != nil {
+			return Errorf(CodeMalformed, "%v", err)
+		}
+	case TRenameChannel:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		return name("new channel name", f.NewName)
+	case TACLAdd, TACLRemove, TBan, TUnban:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		return name("user name", f.User)
+	case TKick:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		if _, err := ParseSessionPath(f.Target); err != nil {
+			return name("kick target", f.Target)
+		}
+	case TInviteCreate:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		if f.Uses != nil && *f.Uses < 1 {
+			return Errorf(CodeMalformed, "uses must be at least 1 (omit it for unlimited)")
+		}
+		if f.ExpiresInSecs != nil && (*f.ExpiresInSecs < 1 || *f.ExpiresInSecs > 10*365*24*3600) {
+			return Errorf(CodeMalformed, "expires_in_secs must be between 1 and 10 years")
+		}
+	case TInviteRevoke:
+		if f.Token == "" || len(f.Token) > 128 {
+			return Errorf(CodeMalformed, "token must be 1 to 128 bytes")
+		}
+	case TUserRemove:
+		return name("user name", f.User)
+	case TMachineAdd:
+		if err := name("machine name", f.Machine); err != nil {
+			return err
+		}
+		return key()
+	case TMachineRemove:
+		return name("machine name", f.Machine)
+	case TWho:
+		if f.Channel != "" {
+			return name("channel name", f.Channel)
+		}
+	case TChannelMsg:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		return f.validPayload()
+	case TWhisper:
+		if _, err := ParseSessionPath(f.Target); err != nil {
+			return Errorf(CodeMalformed, "%v", err)
+		}
+		return f.validPayload()
+	case TReadSince:
+		if err := name("channel name", f.Channel); err != nil {
+			return err
+		}
+		if f.AfterSeq != nil && f.SinceMs != nil {
+			return Errorf(CodeMalformed, "read_since takes after_seq or since_ms, not both")
+		}
+		if f.Limit < 0 {
+			return Errorf(CodeMalformed, "limit must not be negative")
+		}
+	case TError:
+		if !f.Code.Known() {
+			return Errorf(CodeMalformed, "unknown error code %q", truncate(string(f.Code), 40))
+		}
+	}
+	return nil
+}
+
+func (f *Frame) validPayload() error {
+	switch {
+	case f.Body == nil && f.Sealed == nil:
+		return Errorf(CodeMalformed, "%s needs a body", f.Type)
+	case f.Body != nil && f.Sealed != nil:
+		return Errorf(CodeMalformed, "%s takes body or sealed, not both", f.Type)
+	}
+	return nil
+}
+
+// PayloadSize is the size counted against the body cap: the body's bytes or
+// the sealed ciphertext's.
+func (f *Frame) PayloadSize() int {
+	if f.Body != nil {
+		return len(*f.Body)
+	}
+	if f.Sealed != nil {
+		return len(f.Sealed.Ciphertext) + len(f.Sealed.KeyID)
+	}
+	return 0
+}
+
+// ErrorFrame builds an error reply for request id (empty for unprompted).
+func ErrorFrame(id string, e *Error) *Frame {
+	return &Frame{Type: TError, ID: id, Code: e.Code, Message: e.Message}
+}
+
+// AsError returns the *Error carried by an error frame.
+func (f *Frame) AsError() *Error {
+	return &Error{Code: f.Code, Message: f.Message}
+}
+
+// String names a frame for logs: its type and id, never its contents.
+func (f *Frame) String() string {
+	if f.ID != "" {
+		return fmt.Sprintf("%s#%s", f.Type, f.ID)
+	}
+	return f.Type
+}
