@@ -1,0 +1,173 @@
+package eventlog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+// Repair policy (see doc.go): only the tail of the last segment is ever
+// cut, and only when what follows the last valid entry could be a torn
+// write — an incomplete frame, a zero-filled region, an entry failing its
+// checksum — and no valid entry follows it. Everything else is refused with
+// ErrCorrupt naming the segment and sequence number.
+
+// checkFunc validates the payload of the entry with the given wal index.
+// fatal reports damage that cannot be a torn write (a complete, checksummed
+// entry that is wrong anyway, or a newer format) and must not be cut.
+type checkFunc func(payload []byte, index uint64) (fatal bool, err error)
+
+// codec is what the shared repair code needs to know about a payload format.
+type codec struct {
+	// newCheck returns a checker for one pass over a segment; it may keep
+	// state (the event log checks the hash chain within the segment).
+	newCheck func() checkFunc
+	// validAfter reports whether a valid entry with index >= index starts
+	// somewhere after the bad entry at data[off:]. If so the bad entry is
+	// damage in the middle of the log, not a torn tail.
+	validAfter func(data []byte, off int, index uint64) bool
+}
+
+// tailScan is the result of scanning the last segment.
+type tailScan struct {
+	seg      segmentFile
+	size     int64  // bytes of valid entries (the file size after repair)
+	count    uint64 // valid entries in the segment
+	last     []byte // payload of the last valid entry, nil if count == 0
+	segments int    // number of segment files
+}
+
+// scanTail parses the last segment and finds where its valid entries end.
+func scanTail(seg segmentFile, c codec) (tailScan, []byte, error) {
+	ts := tailScan{seg: seg}
+	data, err := os.ReadFile(seg.path)
+	if err != nil {
+		return ts, nil, fmt.Errorf("read last segment: %w", err)
+	}
+	check := c.newCheck()
+	off, index := 0, seg.index
+	for off < len(data) {
+		payload, n, ferr := nextFrame(data[off:])
+		var (
+			fatal bool
+			cerr  = ferr
+		)
+		if ferr == nil {
+			fatal, cerr = check(payload, index)
+		}
+		if cerr == nil {
+			ts.count++
+			ts.last = payload
+			off += n
+			index++
+			continue
+		}
+		if fatal {
+			return ts, nil, &SegmentError{Segment: seg.name, Seq: index, Offset: int64(off), Err: cerr}
+		}
+		if c.validAfter(data, off, index) {
+			return ts, nil, &SegmentError{Segment: seg.name, Seq: index, Offset: int64(off),
+				Err: fmt.Errorf("%w: bad entry followed by valid ones, not a torn tail: %w", ErrCorrupt, cerr)}
+		}
+		break
+	}
+	ts.size = int64(off)
+	return ts, data, nil
+}
+
+// repairTail scans the last segment of dir and cuts a torn tail off it,
+// keeping the cut bytes in a .broken file and fsyncing file and directory.
+func repairTail(dir string, c codec, sync bool, logger *slog.Logger) (tailScan, error) {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return tailScan{}, err
+	}
+	if len(segs) == 0 {
+		return tailScan{}, nil
+	}
+	ts, data, err := scanTail(segs[len(segs)-1], c)
+	ts.segments = len(segs)
+	if err != nil {
+		return ts, err
+	}
+	if ts.size == int64(len(data)) {
+		return ts, nil
+	}
+	cut, broken, err := cutSegment(ts.seg.path, ts.size, data, sync)
+	if err != nil {
+		return ts, err
+	}
+	if sync {
+		if err := syncDir(dir); err != nil {
+			return ts, err
+		}
+	}
+	logger.Warn("torn log tail cut",
+		"dir", dir, "segment", ts.seg.name, "seq", ts.seg.index+ts.count,
+		"cut_bytes", cut, "kept_entries", ts.count, "broken", broken)
+	return ts, nil
+}
+
+// cutAfter makes index last the last entry on disk: segments that start
+// after it are renamed to .broken and the segment holding it is cut right
+// after it (keeping the cut bytes). It is how a failed batch is undone,
+// whether its bytes reached the disk whole, in part or not at all.
+func cutAfter(dir string, last uint64, sync bool, logger *slog.Logger) error {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return err
+	}
+	if len(segs) == 0 {
+		if last == 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: no segment files, want entries up to %d", ErrCorrupt, last)
+	}
+	if segs[0].index > last+1 {
+		return &SegmentError{Segment: segs[0].name, Seq: last, Offset: -1,
+			Err: fmt.Errorf("%w: first segment starts after index %d", ErrCorrupt, last+1)}
+	}
+	k := 0 // the segment that will be the last one
+	for i, s := range segs {
+		if s.index <= last {
+			k = i
+		}
+	}
+	changed := false
+	for _, s := range segs[k+1:] {
+		to := brokenPath(s.path)
+		if err := os.Rename(s.path, to); err != nil {
+			return fmt.Errorf("set aside segment %s: %w", s.name, err)
+		}
+		changed = true
+		logger.Warn("segment of failed batch set aside", "dir", dir, "segment", s.name, "seq", s.index, "broken", to)
+	}
+	keep := segs[k]
+	data, err := os.ReadFile(keep.path)
+	if err != nil {
+		return fmt.Errorf("read segment %s: %w", keep.name, err)
+	}
+	off := 0
+	if keep.index <= last {
+		off, err = skipFrames(data, last-keep.index+1)
+		if err != nil {
+			if errors.Is(err, errIncomplete) {
+				err = fmt.Errorf("%w: entry missing", ErrCorrupt)
+			}
+			return &SegmentError{Segment: keep.name, Seq: keep.index, Offset: int64(off), Err: err}
+		}
+	}
+	cut, broken, err := cutSegment(keep.path, int64(off), data, sync)
+	if err != nil {
+		return err
+	}
+	if cut > 0 {
+		changed = true
+		logger.Warn("failed batch cut from segment", "dir", dir, "segment", keep.name, "seq", last+1, "cut_bytes", cut, "broken", broken)
+	}
+	if changed && sync {
+		return syncDir(dir)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package projections
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/conclave/conclave/protocol"
+)
+
+// ErrInvalidEvent is wrapped by every error of [State.Apply] and
+// [UnmarshalSnapshot]: an unknown event type, a body that does not decode,
+// or a change that contradicts the state.
+var ErrInvalidEvent = errors.New("projections: invalid event")
+
+// Apply folds one event (validated by [State.Decide], or read back from
+// the log) into the state and records seq as the last applied. An event
+// that cannot apply returns an error wrapping [ErrInvalidEvent] and leaves
+// the state unchanged; replay stops there. Apply never reads the clock.
+func (s *State) Apply(seq uint64, ev Event) error {
+	if err := s.apply(ev); err != nil {
+		return fmt.Errorf("%w: seq %d (%.40q): %v", ErrInvalidEvent, seq, ev.Type, err)
+	}
+	s.lastSeq = seq
+	return nil
+}
+
+// decode unmarshals an event body strictly: one JSON object, no unknown
+// fields, nothing after it.
+func decode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad body: %v", err)
+	}
+	if dec.More() {
+		return errors.New("bad body: trailing data")
+	}
+	return nil
+}
+
+func checkName(what, name string) error {
+	if err := protocol.CheckName(name); err != nil {
+		return fmt.Errorf("invalid %s %q: %v", what, name, err)
+	}
+	return nil
+}
+
+func checkVisibility(v protocol.Visibility) error {
+	_, err := protocol.ParseVisibility(string(v))
+	return err
+}
+
+// apply checks every precondition before it changes anything, so a failed
+// event leaves the state as it was.
+func (s *State) apply(ev Event) error {
+	switch ev.Type {
+	case EvUserRegistered:
+		var d RegisterData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		if err := checkName("user name", d.User); err != nil {
+			return err
+		}
+		if err := checkName("machine name", d.Machine); err != nil {
+			return err
+		}
+		if s.UserExists(d.User) {
+			return fmt.Errorf("user %q already exists", d.User)
+		}
+		if err := s.checkNewKey(d.Pubkey); err != nil {
+			return err
+		}
+		s.users[d.User] = &userState{createdAtMs: ev.TimeMs, machines: map[string]*machineState{}}
+		s.addMachine(d.User, d.Machine, d.Pubkey, ev.TimeMs)
+
+	case EvMachineAdded:
+		var d MachineData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		u, ok := s.users[d.User]
+		if !ok {
+			return fmt.Errorf("no user %q", d.User)
+		}
+		if err := checkName("machine name", d.Machine); err != nil {
+			return err
+		}
+		if _, ok := u.machines[d.Machine]; ok {
+			return fmt.Errorf("machine %q of user %q already exists", d.Machine, d.User)
+		}
+		if err := s.checkNewKey(d.Pubkey); err != nil {
+			return err
+		}
+		s.addMachine(d.User, d.Machine, d.Pubkey, ev.TimeMs)
+
+	case EvMachineRemoved:
+		var d MachineData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		u, ok := s.users[d.User]
+		if !ok {
+			return fmt.Errorf("no user %q", d.User)
+		}
+		m, ok := u.machines[d.Machine]
+		if !ok {
+			return fmt.Errorf("no machine %q of user %q", d.Machine, d.User)
+		}
+		delete(s.keys, string(m.pubkey))
+		delete(u.machines, d.Machine)
+
+	case EvUserRemoved:
+		var d UserData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		u, ok := s.users[d.User]
+		if !ok {
+			return fmt.Errorf("no user %q", d.User)
+		}
+		for name, ch := range s.channels {
+			if ch.createdBy == d.User {
+				s.deleteChannel(name)
+			} else {
+				delete(ch.acl, d.User) // bans naming the user stay
+			}
+		}
+		for _, m := range u.machines {
+			delete(s.keys, string(m.pubkey))
+		}
+		delete(s.users, d.User)
+
+	case EvChannelCreated:
+		var d ChannelData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		if err := checkName("channel name", d.Channel); err != nil {
+			return err
+		}
+		if d.Visibility == "" {
+			d.Visibility = protocol.Public
+		}
+		if err := checkVisibility(d.Visibility); err != nil {
+			return err
+		}
+		if _, ok := s.channels[d.Channel]; ok {
+			return fmt.Errorf("channel %q already exists", d.Channel)
+		}
+		if !s.UserExists(d.CreatedBy) {
+			return fmt.Errorf("creator %q of channel %q is not a user", d.CreatedBy, d.Channel)
+		}
+		s.channels[d.Channel] = &channelState{
+			visibility:  d.Visibility,
+			createdBy:   d.CreatedBy,
+			createdAtMs: ev.TimeMs,
+			acl:         map[string]struct{}{d.CreatedBy: {}},
+			bans:        map[string]struct{}{},
+		}
+
+	case EvChannelDeleted:
+		var d ChannelData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		if _, err := s.channel(d.Channel); err != nil {
+			return err
+		}
+		s.deleteChannel(d.Channel)
+
+	case EvChannelRenamed:
+		var d RenameData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		ch, err := s.channel(d.Channel)
+		if err != nil {
+			return err
+		}
+		if err := checkName("channel name", d.NewName); err != nil {
+			return err
+		}
+		if _, ok := s.channels[d.NewName]; ok {
+			return fmt.Errorf("channel %q already exists", d.NewName)
+		}
+		delete(s.channels, d.Channel)
+		s.channels[d.NewName] = ch
+		for _, inv := range s.invites {
+			if inv.channel == d.Channel {
+				inv.channel = d.NewName
+			}
+		}
+
+	case EvVisibilityChanged:
+		var d ChannelData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		ch, err := s.channel(d.Channel)
+		if err != nil {
+			return err
+		}
+		if err := checkVisibility(d.Visibility); err != nil {
+			return err
+		}
+		ch.visibility = d.Visibility
+
+	case EvACLAdded, EvACLRemoved, EvBanned, EvUnbanned:
+		var d MemberData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		ch, err := s.channel(d.Channel)
+		if err != nil {
+			return err
+		}
+		if err := checkName("user name", d.User); err != nil {
+			return err
+		}
+		switch ev.Type {
+		case EvACLAdded:
+			if !s.UserExists(d.User) {
+				return fmt.Errorf("no user %q", d.User)
+			}
+			ch.acl[d.User] = struct{}{}
+			delete(ch.bans, d.User)
+		case EvACLRemoved:
+			delete(ch.acl, d.User)
+		case EvBanned:
+			delete(ch.acl, d.User)
+			ch.bans[d.User] = struct{}{}
+		case EvUnbanned:
+			delete(ch.bans, d.User)
+		}
+
+	case EvInviteCreated:
+		var d InviteData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		if _, err := s.channel(d.Channel); err != nil {
+			return err
+		}
+		if d.Token == "" {
+			return errors.New("empty invite token")
+		}
+		if _, ok := s.invites[d.Token]; ok {
+			return errors.New("invite token already exists")
+		}
+		if d.Uses != nil && *d.Uses <= 0 {
+			return fmt.Errorf("invite uses %d, want at least 1", *d.Uses)
+		}
+		s.invites[d.Token] = &inviteState{channel: d.Channel, uses: d.Uses,
+			expiresAtMs: d.ExpiresAtMs, createdBy: actorUser(ev.Actor)}
+
+	case EvInviteRedeemed:
+		var d RedeemData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		inv, err := s.invite(d.Channel, d.Token)
+		if err != nil {
+			return err
+		}
+		if inv.uses != nil {
+			if *inv.uses <= 0 {
+				return errors.New("invite is spent")
+			}
+			*inv.uses--
+			if *inv.uses == 0 {
+				delete(s.invites, d.Token)
+			}
+		}
+
+	case EvInviteRevoked, EvInviteExpired:
+		var d TokenData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		if _, err := s.invite(d.Channel, d.Token); err != nil {
+			return err
+		}
+		delete(s.invites, d.Token)
+
+	case EvKicked:
+		var d KickData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		if _, err := s.channel(d.Channel); err != nil {
+			return err
+		}
+
+	default:
+		return errors.New("unknown event type")
+	}
+	return nil
+}
+
+func (s *State) checkNewKey(pub []byte) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	if o, ok := s.keys[string(pub)]; ok {
+		return fmt.Errorf("key already enrolled for %s/%s", o.user, o.machine)
+	}
+	return nil
+}
+
+func (s *State) addMachine(user, name string, pub []byte, atMs int64) {
+	pub = bytes.Clone(pub)
+	s.users[user].machines[name] = &machineState{pubkey: pub, addedAtMs: atMs}
+	s.keys[string(pub)] = keyOwner{user: user, machine: name}
+}
+
+func (s *State) channel(name string) (*channelState, error) {
+	ch, ok := s.channels[name]
+	if !ok {
+		return nil, fmt.Errorf("no channel %q", name)
+	}
+	return ch, nil
+}
+
+// invite never names the token in its error: errors reach logs.
+func (s *State) invite(channel, token string) (*inviteState, error) {
+	inv, ok := s.invites[token]
+	if !ok {
+		return nil, errors.New("no such invite")
+	}
+	if inv.channel != channel {
+		return nil, fmt.Errorf("invite is for another channel than %q", channel)
+	}
+	return inv, nil
+}
+
+// deleteChannel drops a channel with its ACL, bans and invites.
+func (s *State) deleteChannel(name string) {
+	delete(s.channels, name)
+	for tok, inv := range s.invites {
+		if inv.channel == name {
+			delete(s.invites, tok)
+		}
+	}
+}

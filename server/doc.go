@@ -1,0 +1,35 @@
+// Package server is conclave's central server: the HTTP and WebSocket
+// endpoint, the handshake, live sessions and presence, channel fan-out,
+// whispers, heartbeat reaping, and the single writer of a data dir.
+//
+// # Lifecycle
+//
+// [New] builds a server that answers /health with 503 and refuses
+// WebSocket upgrades; [Server.Recover] opens the data dir (taking its LOCK),
+// loads the newest usable snapshot, replays the event log after it and
+// starts accepting sessions. [Server.Shutdown] closes every session with a
+// going-away reason, writes a snapshot and releases the data dir.
+//
+// # State and the single writer
+//
+// Every change to durable state — registrations, machines, channels, ACLs,
+// invites, bans — is a projections.Command submitted to one writer
+// goroutine. The writer takes the commands that are waiting, decides and
+// applies each against the in-memory projection (so every command sees the
+// effects of those before it, even in the same batch), appends all their
+// events with one fsync, and only then sends the replies and runs the
+// effects on live sessions (unsubscribes, drops). If the append fails,
+// every command of the batch fails and the projection is rebuilt from disk.
+//
+// # Sessions
+//
+// Each session has one reader goroutine, which handles its requests in
+// order, and one writer goroutine, which drains a bounded queue and
+// coalesces queued frames into one WebSocket message. Publishing never
+// blocks: a session whose queue is full is dropped as a slow consumer.
+//
+// # Concurrency
+//
+// Lock order: Server.mu (the projection) before hub.mu (presence and
+// subscriptions). Neither is held while writing to the network or disk.
+package server

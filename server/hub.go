@@ -1,0 +1,247 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/conclave/conclave/protocol"
+)
+
+// hub holds presence (live sessions by path) and channel subscriptions.
+type hub struct {
+	srv *Server
+
+	// mu guards sessions, channels and every session's subs.
+	mu       sync.RWMutex
+	sessions map[string]*session             // path -> live session
+	channels map[string]map[*session]struct{} // channel -> subscribers
+
+	live sync.WaitGroup // one per session goroutine pair, for Shutdown
+
+	// seqMu guards seqs: the last message sequence number per channel.
+	seqMu sync.Mutex
+	seqs  map[string]uint64
+}
+
+// nextSeq assigns the next message sequence number in ch.
+func (h *hub) nextSeq(ch string) uint64 {
+	h.seqMu.Lock()
+	defer h.seqMu.Unlock()
+	h.seqs[ch]++
+	return h.seqs[ch]
+}
+
+func newHub(s *Server) *hub {
+	return &hub{
+		srv:      s,
+		sessions: make(map[string]*session),
+		channels: make(map[string]map[*session]struct{}),
+		seqs:     make(map[string]uint64),
+	}
+}
+
+// attach makes sess the live session for its path, superseding any other.
+func (h *hub) attach(sess *session) {
+	h.mu.Lock()
+	old := h.sessions[sess.path]
+	h.sessions[sess.path] = sess
+	h.mu.Unlock()
+	h.srv.metrics.sessions.Add(1)
+	if old != nil {
+		h.srv.log.Info("session superseded", "session", sess.path)
+		old.kill(protocol.ReasonSuperseded)
+	}
+}
+
+// detach removes sess from presence and all its subscriptions, unless a
+// newer session has taken its path.
+func (h *hub) detach(sess *session) {
+	h.mu.Lock()
+	if h.sessions[sess.path] == sess {
+		delete(h.sessions, sess.path)
+	}
+	for ch := range sess.subs {
+		h.unsubLocked(sess, ch)
+	}
+	h.mu.Unlock()
+}
+
+func (h *hub) unsubLocked(sess *session, ch string) {
+	delete(sess.subs, ch)
+	if subs := h.channels[ch]; subs != nil {
+		delete(subs, sess)
+		if len(subs) == 0 {
+			delete(h.channels, ch)
+		}
+	}
+}
+
+// subscribe adds sess to channel ch. It reports false for a dead session.
+func (h *hub) subscribe(sess *session, ch string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sessions[sess.path] != sess {
+		return false
+	}
+	subs := h.channels[ch]
+	if subs == nil {
+		subs = make(map[*session]struct{})
+		h.channels[ch] = subs
+	}
+	subs[sess] = struct{}{}
+	sess.subs[ch] = struct{}{}
+	return true
+}
+
+func (h *hub) unsubscribe(sess *session, ch string) {
+	h.mu.Lock()
+	h.unsubLocked(sess, ch)
+	h.mu.Unlock()
+}
+
+func (h *hub) subscribed(sess *session, ch string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := sess.subs[ch]
+	return ok
+}
+
+// publish queues an encoded delivery to every subscriber of ch except
+// from. It never blocks; it returns the number of sessions queued.
+func (h *hub) publish(ch string, from *session, frame []byte) int {
+	var slow []*session
+	n := 0
+	h.mu.RLock()
+	for sub := range h.channels[ch] {
+		if sub == from {
+			continue
+		}
+		if sub.enqueue(frame) {
+			n++
+		} else {
+			slow = append(slow, sub)
+		}
+	}
+	h.mu.RUnlock()
+	for _, sub := range slow {
+		sub.kill(protocol.ReasonSlowConsumer)
+	}
+	return n
+}
+
+// lookup returns the live session at path.
+func (h *hub) lookup(path string) *session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.sessions[path]
+}
+
+// paths lists live session paths, all or those subscribed to ch.
+func (h *hub) paths(ch string) []string {
+	h.mu.RLock()
+	var out []string
+	if ch == "" {
+		out = make([]string, 0, len(h.sessions))
+		for p := range h.sessions {
+			out = append(out, p)
+		}
+	} else {
+		for sub := range h.channels[ch] {
+			out = append(out, sub.path)
+		}
+	}
+	h.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+// matching returns live sessions selected by keep.
+func (h *hub) matching(keep func(*session) bool) []*session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []*session
+	for _, sess := range h.sessions {
+		if keep(sess) {
+			out = append(out, sess)
+		}
+	}
+	return out
+}
+
+// removeFromChannel unsubscribes the sessions selected by keep from ch and
+// tells each one why.
+func (h *hub) removeFromChannel(ch string, keep func(*session) bool, reason string) {
+	h.mu.Lock()
+	var gone []*session
+	for sub := range h.channels[ch] {
+		if keep(sub) {
+			gone = append(gone, sub)
+		}
+	}
+	for _, sub := range gone {
+		h.unsubLocked(sub, ch)
+	}
+	h.mu.Unlock()
+	frame := protocol.MustEncode(&protocol.Frame{Type: protocol.TUnsubscribed, Channel: ch, Reason: reason})
+	for _, sub := range gone {
+		if !sub.enqueue(frame) {
+			sub.kill(protocol.ReasonSlowConsumer)
+		}
+	}
+}
+
+// rename moves every subscription of ch to newName and tells subscribers.
+func (h *hub) rename(ch, newName string) {
+	h.mu.Lock()
+	subs := h.channels[ch]
+	delete(h.channels, ch)
+	var moved []*session
+	if subs != nil {
+		h.channels[newName] = subs
+		for sub := range subs {
+			delete(sub.subs, ch)
+			sub.subs[newName] = struct{}{}
+			moved = append(moved, sub)
+		}
+	}
+	h.mu.Unlock()
+	frame := protocol.MustEncode(&protocol.Frame{Type: protocol.TRenamed, Channel: ch, NewName: newName})
+	for _, sub := range moved {
+		if !sub.enqueue(frame) {
+			sub.kill(protocol.ReasonSlowConsumer)
+		}
+	}
+}
+
+// kill drops every session selected by keep with reason.
+func (h *hub) kill(keep func(*session) bool, reason string) {
+	for _, sess := range h.matching(keep) {
+		sess.kill(reason)
+	}
+}
+
+// reap drops sessions whose last inbound frame is older than cutoff.
+func (h *hub) reap(cutoff time.Time) int {
+	idle := h.matching(func(s *session) bool { return s.lastSeen.Load() < cutoff.UnixNano() })
+	for _, sess := range idle {
+		sess.kill(protocol.ReasonIdle)
+	}
+	return len(idle)
+}
+
+// closeAll drops every session (at shutdown).
+func (h *hub) closeAll(reason string) {
+	h.kill(func(*session) bool { return true }, reason)
+}
+
+// wait waits for every session's goroutines to end, bounded by ctx.
+func (h *hub) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { h.live.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}

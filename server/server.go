@@ -1,0 +1,272 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/projections"
+	"github.com/conclave/conclave/protocol"
+)
+
+// Admin is one entry of the server-admin allowlist. A nil Key leaves the
+// name claimable by whoever registers it first; a Key pins the name.
+type Admin struct {
+	User string
+	Key  ed25519.PublicKey
+}
+
+// Config configures a Server. The zero value of every field but DataDir
+// (or Ephemeral) is a usable default.
+type Config struct {
+	// DataDir holds the event log, snapshots, history and server id.
+	DataDir string
+	// Ephemeral keeps everything in memory; DataDir must be empty.
+	Ephemeral bool
+	// Admins is the server-admin allowlist (--admin, CONCLAVE_ADMINS).
+	Admins []Admin
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// SnapshotEvery writes a snapshot after this many events (default 10 000).
+	SnapshotEvery int
+	// MaxBody caps body and sealed.ciphertext in bytes (default 64 KiB).
+	MaxBody int
+	// RateLimit is posts and whispers per second per session (default 20,
+	// burst RateBurst, default 40); negative disables it.
+	RateLimit float64
+	RateBurst int
+	// HandshakeTimeout bounds the handshake (default 10 s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout drops sessions silent for this long (default 60 s),
+	// checked every ReapInterval (default 15 s).
+	IdleTimeout  time.Duration
+	ReapInterval time.Duration
+	// QueueLen is each session's outbound queue in frames (default 1024).
+	QueueLen int
+	// WriteTimeout bounds one WebSocket write (default 10 s).
+	WriteTimeout time.Duration
+	// NoSync skips fsync (tests and benchmarks only).
+	NoSync bool
+	// Version is reported in logs.
+	Version string
+
+	// failHook is passed to the event log to inject write failures (tests).
+	failHook func(op string) error
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = 10000
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = protocol.DefaultMaxBody
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 20
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 40
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.ReapInterval <= 0 {
+		c.ReapInterval = 15 * time.Second
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = 1024
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Server is a conclave server. Its methods are safe for concurrent use.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	admins map[string]ed25519.PublicKey // user -> pin (nil = unpinned)
+
+	ready    atomic.Bool
+	closing  atomic.Bool
+	serverID string
+
+	// mu guards state. The writer holds it to decide and apply; readers
+	// (queries, joins that need no write) hold it shared.
+	mu    sync.RWMutex
+	state *projections.State
+
+	store *store // nil when ephemeral
+	hub   *hub
+
+	ops     chan *op
+	stop    chan struct{}   // closed by Shutdown
+	stopCtx context.Context // cancelled by Shutdown
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped sync.Once
+	metrics metrics
+}
+
+// New builds a server from cfg. It does no I/O: call Recover to open the
+// data dir and start accepting sessions.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ephemeral && cfg.DataDir != "" {
+		return nil, errors.New("--ephemeral and --data-dir are mutually exclusive")
+	}
+	if !cfg.Ephemeral && cfg.DataDir == "" {
+		return nil, errors.New("serve needs --data-dir DIR (or --ephemeral for a throwaway in-memory server)")
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		admins: make(map[string]ed25519.PublicKey),
+		state:  projections.New(),
+		ops:    make(chan *op, 1024),
+		stop:   make(chan struct{}),
+	}
+	for _, a := range cfg.Admins {
+		if err := protocol.CheckName(a.User); err != nil {
+			return nil, fmt.Errorf("admin %q: %w", a.User, err)
+		}
+		s.admins[a.User] = a.Key
+	}
+	s.stopCtx, s.cancel = context.WithCancel(context.Background())
+	s.hub = newHub(s)
+	return s, nil
+}
+
+// Open is New followed by Recover.
+func Open(cfg Config) (*Server, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Recover opens the data dir, rebuilds the state and starts the writer and
+// the reaper. /health answers 200 once it has returned nil.
+func (s *Server) Recover() error {
+	if s.cfg.Ephemeral {
+		id, err := newServerID()
+		if err != nil {
+			return err
+		}
+		s.serverID = id
+		s.log.Info("ephemeral server: nothing will be written to disk")
+	} else {
+		st, state, err := openStore(s.cfg.DataDir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook}, s.log)
+		if err != nil {
+			return err
+		}
+		s.store, s.state, s.serverID = st, state, st.serverID
+	}
+	for name, key := range s.admins {
+		if key == nil {
+			s.log.Warn("admin name is not pinned to a key: whoever registers it first becomes admin; use --admin user=KEY", "user", name)
+		}
+	}
+	s.wg.Add(2)
+	go s.writer()
+	go s.reaper()
+	s.ready.Store(true)
+	return nil
+}
+
+// ServerID returns the id this server presents in x-conclave-server-id.
+func (s *Server) ServerID() string { return s.serverID }
+
+// Handler serves /, /health and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", s.handleHealth)
+	mux.HandleFunc("/metrics", s.handleMetrics)
+	mux.HandleFunc("/", s.handleRoot)
+	return mux
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.ready.Load() || s.closing.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "starting\n")
+		return
+	}
+	io.WriteString(w, "ok")
+}
+
+func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	if !s.ready.Load() || s.closing.Load() {
+		http.Error(w, "server is not accepting sessions yet", http.StatusServiceUnavailable)
+		return
+	}
+	if !isUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this endpoint speaks WebSocket (conclave protocol v1)", http.StatusUpgradeRequired)
+		return
+	}
+	s.serveWS(w, r)
+}
+
+// isAdmin reports whether user is on the server-admin allowlist.
+func (s *Server) isAdmin(user string) bool {
+	_, ok := s.admins[user]
+	return ok
+}
+
+// Shutdown stops accepting sessions, closes every session with a
+// going-away reason, stops the writer, writes a snapshot and releases the
+// data dir. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopped.Do(func() {
+		s.closing.Store(true)
+		s.hub.closeAll(protocol.ReasonShutdown)
+		close(s.stop)
+		s.cancel()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("shutdown: %w", ctx.Err())
+		}
+		s.hub.wait(ctx)
+		if s.store != nil {
+			s.mu.RLock()
+			snapErr := s.store.snapshot(s.state)
+			s.mu.RUnlock()
+			if snapErr != nil {
+				s.log.Error("snapshot at shutdown failed", "err", snapErr)
+			}
+			if cerr := s.store.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	})
+	return err
+}
