@@ -15,7 +15,7 @@ type hub struct {
 
 	// mu guards sessions, channels and every session's subs.
 	mu       sync.RWMutex
-	sessions map[string]*session             // path -> live session
+	sessions map[string]*session              // path -> live session
 	channels map[string]map[*session]struct{} // channel -> subscribers
 
 	live sync.WaitGroup // one per session goroutine pair, for Shutdown
