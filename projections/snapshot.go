@@ -2,7 +2,7 @@ package projections
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/gob"
 	"errors"
 	"fmt"
 
@@ -92,11 +92,14 @@ type snapshot struct {
 // MarshalSnapshot encodes the state deterministically: the same state
 // always gives the same bytes. The encoding carries [SchemaVersion].
 func (s *State) MarshalSnapshot() ([]byte, error) {
-	b, err := json.Marshal(snapshot{Schema: SchemaVersion, State: s.Dump()})
-	if err != nil {
+	// gob, not JSON: a snapshot exists to make restarts fast, and gob
+	// decodes several times faster. Structs and slices only (no maps), so
+	// the bytes are deterministic.
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(snapshot{Schema: SchemaVersion, State: s.Dump()}); err != nil {
 		return nil, fmt.Errorf("projections: marshal snapshot: %w", err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // ErrSchema is returned by [UnmarshalSnapshot] for a snapshot of another
@@ -110,12 +113,11 @@ var ErrSchema = errors.New("projections: snapshot of another schema version")
 // misbehave. It never panics.
 func UnmarshalSnapshot(b []byte) (*State, error) {
 	var snap snapshot
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&snap); err != nil {
+	r := bytes.NewReader(b)
+	if err := gob.NewDecoder(r).Decode(&snap); err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %v", ErrInvalidEvent, err)
 	}
-	if dec.More() {
+	if r.Len() != 0 {
 		return nil, fmt.Errorf("%w: snapshot: trailing data", ErrInvalidEvent)
 	}
 	if snap.Schema != SchemaVersion {

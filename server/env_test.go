@@ -21,13 +21,13 @@ import (
 
 // testEnv is an in-process server on a loopback httptest listener.
 type testEnv struct {
-	t   *testing.T
+	t   testing.TB
 	srv *Server
 	ts  *httptest.Server
 	url string
 }
 
-func newTestEnv(t *testing.T, cfg Config) *testEnv {
+func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	t.Helper()
 	if cfg.DataDir == "" && !cfg.Ephemeral {
 		cfg.DataDir = t.TempDir()
@@ -54,7 +54,7 @@ func (e *testEnv) close() {
 
 // client is a raw protocol client for tests.
 type client struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	key    ed25519.PrivateKey
 	path   string
@@ -67,7 +67,7 @@ type client struct {
 	readMu sync.Mutex
 }
 
-func newKey(t *testing.T) ed25519.PrivateKey {
+func newKey(t testing.TB) ed25519.PrivateKey {
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
