@@ -252,7 +252,7 @@ func gobSnap(t *testing.T, js string) []byte {
 	t.Helper()
 	var snap snapshot
 	if err := json.Unmarshal([]byte(js), &snap); err != nil {
-		t.Fatalf("test snapshot %s: %v", js, err)
+		return []byte(js) // not a snapshot at all: pass the bytes as they are
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
