@@ -144,8 +144,10 @@ func TestSlowConsumerIsDropped(t *testing.T) {
 	a.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "ops"})
 	a.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
 	slow.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
-	slow.readMu.Lock() // the slow client stops reading
-	defer slow.readMu.Unlock()
+	// The slow client stops reading once its current read returns.
+	locked := make(chan struct{})
+	go func() { slow.readMu.Lock(); close(locked) }()
+	defer func() { <-locked; slow.readMu.Unlock() }()
 	big := strings.Repeat("x", 512<<10)
 	for i := 0; i < 400 && env.srv.hub.lookup("slow/m/s") != nil; i++ {
 		a.ok(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", Body: &big})

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -62,9 +61,9 @@ type client struct {
 	frames chan *protocol.Frame
 	done   chan struct{}
 	nextID atomic.Int64
-	// readMu is held by the reader around each read; a test holds it to
-	// stop reading (a client that never reads).
-	readMu sync.Mutex
+	// readMu is held shared by the reader around each read; a test that
+	// takes it exclusively stops the reading (a client that never reads).
+	readMu sync.RWMutex
 }
 
 func newKey(t testing.TB) ed25519.PrivateKey {
@@ -90,9 +89,9 @@ func (e *testEnv) dialRaw() *client {
 		defer close(c.done)
 		defer close(c.frames)
 		for {
-			c.readMu.Lock()
-			c.readMu.Unlock()
+			c.readMu.RLock()
 			_, b, err := conn.Read(context.Background())
+			c.readMu.RUnlock()
 			if err != nil {
 				return
 			}
@@ -278,7 +277,5 @@ func (c *client) waitClosed() *protocol.Frame {
 }
 
 func body(s string) *string { return &s }
-
-var errUnused = errors.New("unused")
 
 func httptestServer(srv *Server) *httptest.Server { return httptest.NewServer(srv.Handler()) }

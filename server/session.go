@@ -76,7 +76,11 @@ func (sess *session) kill(reason string) {
 		sess.reason = reason
 		close(sess.dead)
 		sess.srv.hub.detach(sess)
-		if reason != protocol.ReasonShutdown {
+		switch reason {
+		case "session closed":
+			sess.log.Debug("session ended")
+		case protocol.ReasonShutdown:
+		default:
 			sess.log.Info("session dropped", "reason", reason)
 		}
 	})
