@@ -22,8 +22,7 @@ type Log struct {
 	s        store
 	lastSeq  uint64
 	lastHash [32]byte
-	known    bool   // lastSeq and lastHash have been read from disk
-	buf      []byte // encoding buffer reused across Appends
+	known    bool // lastSeq and lastHash have been read from disk
 }
 
 // logCodec is the event log's payload format for the repair code.
@@ -34,13 +33,15 @@ var logCodec = codec{
 		return func(payload []byte, index uint64) (bool, error) {
 			rec, err := DecodeRecord(payload)
 			if err != nil {
-				return errors.Is(err, ErrNewerFormat), err
+				// A record whose checksum holds was written as it is:
+				// not a torn write, so never cut.
+				return errors.Is(err, ErrNewerFormat) || crcOK(payload), err
 			}
 			if rec.Seq != index {
 				return true, fmt.Errorf("%w: record says seq %d", ErrCorrupt, rec.Seq)
 			}
 			if have && rec.Prev != prev {
-				return true, fmt.Errorf("%w: prev %x, want %x", ErrChain, rec.Prev[:6], prev[:6])
+				return true, fmt.Errorf("%w: %w: prev %x, want %x", ErrCorrupt, ErrChain, rec.Prev[:6], prev[:6])
 			}
 			prev, have = rec.Hash, true
 			return false, nil
@@ -243,7 +244,8 @@ func (l *Log) Read(seq uint64) (Record, error) {
 // and format, that its seq is its position, and that its Prev equals the
 // previous record's Hash; the first record's Prev must equal prevHash (the
 // hash a snapshot recorded for seq after; zero when after is 0). When after
-// is the last seq, prevHash must equal [Log.LastHash].
+// is the last seq, prevHash must equal [Log.LastHash]; an after beyond the
+// last seq (a snapshot newer than the log) is an error wrapping [ErrChain].
 //
 // Damage stops the replay with a [*SegmentError] naming the segment file
 // and seq and wrapping [ErrCorrupt], [ErrChecksum], [ErrChain] or

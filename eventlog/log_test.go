@@ -244,3 +244,31 @@ func TestFirstSegmentMustBeOne(t *testing.T) {
 		t.Fatalf("Verify without the first segment: got %v, want ErrCorrupt", err)
 	}
 }
+
+// TestReopenEmptyTailSegment reopens a log whose last segment file is
+// empty (a batch ended exactly at a roll): the last hash comes from the
+// segment before.
+func TestReopenEmptyTailSegment(t *testing.T) {
+	dir := t.TempDir()
+	opts := &Options{NoSync: true, SegmentSize: 1000}
+	l := openLog(t, dir, opts)
+	var recs []Record
+	for i := 1; ; i++ {
+		recs = append(recs, mustAppend(t, l, testEntries(i, 1))...)
+		segs := segmentsOf(t, dir)
+		if fi, _ := os.Stat(segs[len(segs)-1].path); len(segs) > 1 && fi.Size() == 0 {
+			break
+		}
+		if i > 100 {
+			t.Fatal("no empty tail segment")
+		}
+	}
+	l.Close()
+	l = openLog(t, dir, opts)
+	n := len(recs)
+	if l.LastSeq() != uint64(n) || l.LastHash() != recs[n-1].Hash {
+		t.Fatalf("got seq %d, want %d with its hash", l.LastSeq(), n)
+	}
+	mustAppend(t, l, testEntries(n+1, 1))
+	checkRecords(t, replayAll(t, l), testEntries(1, n+1))
+}

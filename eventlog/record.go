@@ -182,6 +182,12 @@ func cutField(p []byte, width int) (field, rest []byte, ok bool) {
 	return p[:n], p[n:], true
 }
 
+// crcOK reports whether b is long enough to hold a checksum and its last
+// four bytes are the CRC-32C of the rest.
+func crcOK(b []byte) bool {
+	return len(b) >= 1+crcLen && crc32c(b[:len(b)-crcLen]) == binary.BigEndian.Uint32(b[len(b)-crcLen:])
+}
+
 // peekSeq reports the version and seq of a payload without verifying it,
 // for the cheap filter of the repair's forward search.
 func peekSeq(b []byte) (version uint8, seq uint64, ok bool) {

@@ -276,9 +276,12 @@ func TestChainAndFormatInTail(t *testing.T) {
 	good2 := EncodeRecord(&Record{Seq: 2, Type: "b", Prev: h1.Hash})
 	badPrev2 := EncodeRecord(&Record{Seq: 2, Type: "b", Prev: [32]byte{9}})
 	wrongSeq2 := EncodeRecord(&Record{Seq: 5, Type: "b", Prev: h1.Hash})
-	newer2 := withCRC(append([]byte(nil), good2...))
+	newer2 := append([]byte(nil), good2...)
 	newer2[0] = FormatVersion + 1
 	newer2 = withCRC(newer2)
+	version0 := append([]byte(nil), good2...)
+	version0[0] = 0
+	version0 = withCRC(version0)
 	h2, _ := DecodeRecord(good2)
 	good3 := EncodeRecord(&Record{Seq: 3, Type: "c", Prev: h2.Hash})
 
@@ -288,8 +291,9 @@ func TestChainAndFormatInTail(t *testing.T) {
 		open     []error
 		verify   []error
 	}{
-		{"broken chain", [][]byte{b1, badPrev2, good3}, []error{ErrChain}, []error{ErrChain}},
-		{"broken chain at the end", [][]byte{b1, badPrev2}, []error{ErrChain}, []error{ErrChain}},
+		{"broken chain", [][]byte{b1, badPrev2, good3}, []error{ErrCorrupt, ErrChain}, []error{ErrChain}},
+		{"broken chain at the end", [][]byte{b1, badPrev2}, []error{ErrCorrupt, ErrChain}, []error{ErrChain}},
+		{"malformed record with a good checksum at the end", [][]byte{b1, version0}, []error{ErrCorrupt}, []error{ErrCorrupt}},
 		{"wrong seq", [][]byte{b1, wrongSeq2}, []error{ErrCorrupt}, []error{ErrCorrupt}},
 		{"newer format at the end", [][]byte{b1, newer2}, []error{ErrNewerFormat}, []error{ErrNewerFormat}},
 	}

@@ -35,9 +35,10 @@ type Options struct {
 	// Logger receives warnings about repairs. Default: discard.
 	Logger *slog.Logger
 	// FailHook, if set, is called with OpWrite, OpSync, OpSyncDir or
-	// OpTruncate before the corresponding disk operation. A non-nil error is
-	// handled exactly as if that operation had failed. For failure
-	// injection in tests. Default nil.
+	// OpTruncate before the corresponding disk operation (also when NoSync
+	// skips the fsync itself). A non-nil error is handled exactly as if
+	// that operation had failed. For failure injection in tests. Default
+	// nil.
 	FailHook func(op string) error
 }
 

@@ -5,10 +5,11 @@ import (
 	"fmt"
 )
 
-// walk visits the frames of segs in order, from entry from up to entry to
-// (0: to the end). It checks that each segment starts where the previous
-// one ended. An incomplete frame ends the walk quietly only if tornEnd is
-// set and it is at the end of the last segment; anywhere else it is
+// walk visits the frames of an event log's segments in order, from entry
+// from up to entry to (0: to the end). It checks that the log starts at
+// index 1 and that each segment starts where the previous one ended. An
+// incomplete frame ends the walk quietly only if tornEnd is set, it is in
+// the last segment and no valid record follows it; anywhere else it is
 // ErrCorrupt. Frames before from are skipped without being decoded.
 func walk(segs []segmentFile, from, to uint64, tornEnd bool,
 	readSeg func(segmentFile) ([]byte, error),

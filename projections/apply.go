@@ -20,7 +20,7 @@ var ErrInvalidEvent = errors.New("projections: invalid event")
 // that cannot apply returns an error wrapping [ErrInvalidEvent] and leaves
 // the state unchanged; replay stops there. Apply never reads the clock.
 func (s *State) Apply(seq uint64, ev Event) error {
-	if err := s.apply(ev); err != nil {
+	if err := s.apply(seq, ev); err != nil {
 		return fmt.Errorf("%w: seq %d (%.40q): %v", ErrInvalidEvent, seq, ev.Type, err)
 	}
 	s.lastSeq = seq
@@ -55,7 +55,7 @@ func checkVisibility(v protocol.Visibility) error {
 
 // apply checks every precondition before it changes anything, so a failed
 // event leaves the state as it was.
-func (s *State) apply(ev Event) error {
+func (s *State) apply(seq uint64, ev Event) error {
 	switch ev.Type {
 	case EvUserRegistered:
 		var d RegisterData
@@ -155,6 +155,7 @@ func (s *State) apply(ev Event) error {
 			return fmt.Errorf("creator %q of channel %q is not a user", d.CreatedBy, d.Channel)
 		}
 		s.channels[d.Channel] = &channelState{
+			id:          seq,
 			visibility:  d.Visibility,
 			createdBy:   d.CreatedBy,
 			createdAtMs: ev.TimeMs,

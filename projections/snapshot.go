@@ -36,6 +36,7 @@ type MachineDump struct {
 
 // ChannelDump is one channel in a [StateDump].
 type ChannelDump struct {
+	ID          uint64              `json:"id"`
 	Name        string              `json:"name"`
 	Visibility  protocol.Visibility `json:"visibility"`
 	CreatedBy   string              `json:"created_by"`
@@ -72,7 +73,7 @@ func (s *State) Dump() StateDump {
 	}
 	for _, name := range sortedKeys(s.channels) {
 		ch := s.channels[name]
-		cd := ChannelDump{Name: name, Visibility: ch.visibility, CreatedBy: ch.createdBy,
+		cd := ChannelDump{ID: ch.id, Name: name, Visibility: ch.visibility, CreatedBy: ch.createdBy,
 			CreatedAtMs: ch.createdAtMs, ACL: sortedKeys(ch.acl), Bans: sortedKeys(ch.bans),
 			Invites: byChannel[name]}
 		if cd.Invites == nil {
@@ -167,7 +168,7 @@ func fromDump(d StateDump) (*State, error) {
 		if !s.UserExists(cd.CreatedBy) {
 			return nil, fmt.Errorf("creator %q of channel %q is not a user", cd.CreatedBy, cd.Name)
 		}
-		ch := &channelState{visibility: cd.Visibility, createdBy: cd.CreatedBy, createdAtMs: cd.CreatedAtMs,
+		ch := &channelState{id: cd.ID, visibility: cd.Visibility, createdBy: cd.CreatedBy, createdAtMs: cd.CreatedAtMs,
 			acl: map[string]struct{}{}, bans: map[string]struct{}{}}
 		for _, u := range cd.ACL {
 			if !s.UserExists(u) {

@@ -31,6 +31,7 @@ type machineState struct {
 type keyOwner struct{ user, machine string }
 
 type channelState struct {
+	id          uint64 // seq of its channel_created event; never reused
 	visibility  protocol.Visibility
 	createdBy   string
 	createdAtMs int64
@@ -105,7 +106,7 @@ func (s *State) Channel(name string) (Channel, bool) {
 }
 
 func (ch *channelState) info(name string) Channel {
-	return Channel{Name: name, Visibility: ch.visibility, CreatedBy: ch.createdBy, CreatedAtMs: ch.createdAtMs}
+	return Channel{ID: ch.id, Name: name, Visibility: ch.visibility, CreatedBy: ch.createdBy, CreatedAtMs: ch.createdAtMs}
 }
 
 // Channels returns every channel, sorted by name. It does no access check.

@@ -172,6 +172,9 @@ type (
 		AddedAtMs  int64
 	}
 	Channel struct {
+		// ID is the seq of the event that created the channel: stable
+		// across renames, never reused by a later channel of the same name.
+		ID          uint64
 		Name        string
 		Visibility  protocol.Visibility
 		CreatedBy   string

@@ -15,7 +15,14 @@ func (sess *session) dispatchAdmin(ctx context.Context, f *protocol.Frame) (*pro
 	switch f.Type {
 	case protocol.TDeleteChannel:
 		ch := f.Channel
+		var cid uint64
+		s.mu.RLock()
+		if c, ok := s.state.Channel(ch); ok {
+			cid = c.ID
+		}
+		s.mu.RUnlock()
 		err := s.submit(ctx, sess.actor, projections.DeleteChannel{Channel: ch}, func() {
+			s.history.forget(cid)
 			s.hub.removeFromChannel(ch, all, "channel deleted by "+by)
 		})
 		return ack(ch), err
@@ -81,17 +88,18 @@ func (sess *session) dispatchAdmin(ctx context.Context, f *protocol.Frame) (*pro
 		return ack("invite revoked"), err
 	case protocol.TUserRemove:
 		user := f.User
-		var created []string
+		var created []projections.Channel
 		s.mu.RLock()
 		for _, c := range s.state.Channels() {
 			if c.CreatedBy == user {
-				created = append(created, c.Name)
+				created = append(created, c)
 			}
 		}
 		s.mu.RUnlock()
 		err := s.submit(ctx, sess.actor, projections.UserRemove{User: user}, func() {
-			for _, ch := range created {
-				s.hub.removeFromChannel(ch, all, "channel deleted: its creator was removed from the server")
+			for _, c := range created {
+				s.history.forget(c.ID)
+				s.hub.removeFromChannel(c.Name, all, "channel deleted: its creator was removed from the server")
 			}
 			s.hub.kill(func(o *session) bool { return o.user == user && o != sess }, protocol.ReasonUserRemoved)
 			if sess.user == user {

@@ -80,6 +80,8 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		return sess.post(f)
 	case protocol.TWhisper:
 		return sess.whisper(f)
+	case protocol.TReadSince:
+		return sess.readSince(f)
 	case protocol.TMachineAdd:
 		err := s.submit(ctx, sess.actor, projections.MachineAdd{Machine: f.Machine, Pubkey: f.Pubkey}, nil)
 		return ack(f.Machine), err
@@ -143,27 +145,51 @@ func (sess *session) who(f *protocol.Frame) (*protocol.Frame, error) {
 	return &protocol.Frame{Type: protocol.TPresence, Channel: f.Channel, Sessions: s.hub.paths(f.Channel)}, nil
 }
 
-// post fans a channel message out to every other subscriber.
+// post stores a channel message and fans it out to every other
+// subscriber at once; the ack follows when the record is durable.
 func (sess *session) post(f *protocol.Frame) (*protocol.Frame, error) {
 	s := sess.srv
 	if size := f.PayloadSize(); size > s.cfg.MaxBody {
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "message body is %d bytes; the limit is %d", size, s.cfg.MaxBody)
 	}
-	if !s.hub.subscribed(sess, f.Channel) {
-		// Identical for missing, private and merely unjoined channels.
-		return nil, protocol.Errorf(protocol.CodeNotFound, "not subscribed to channel %q (join it first)", f.Channel)
+	cid, err := sess.subscribedChannel(f.Channel)
+	if err != nil {
+		return nil, err
 	}
 	if err := sess.allow(); err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	seq := s.hub.nextSeq(f.Channel)
-	delivery := protocol.MustEncode(&protocol.Frame{Type: protocol.TChannelMsg, Channel: f.Channel, From: sess.path,
-		Body: f.Body, Sealed: f.Sealed, TsMs: now.UnixMilli(), Seq: seq})
-	n := s.hub.publish(f.Channel, sess, delivery)
-	s.metrics.messagesIn.Add(1)
-	s.metrics.deliveries.Add(int64(n))
-	return &protocol.Frame{Type: protocol.TAck, Seq: seq, TsMs: now.UnixMilli()}, nil
+	if perr := s.history.post(sess, f, cid); perr != nil {
+		return nil, perr
+	}
+	return nil, nil // the history writer acks
+}
+
+// subscribedChannel returns the id of a channel the session is subscribed
+// to. The refusal is identical for missing, private and unjoined channels.
+func (sess *session) subscribedChannel(name string) (uint64, error) {
+	s := sess.srv
+	s.mu.RLock()
+	c, ok := s.state.Channel(name)
+	s.mu.RUnlock()
+	if !ok || !s.hub.subscribed(sess, name) {
+		return 0, protocol.Errorf(protocol.CodeNotFound, "not subscribed to channel %q (join it first)", name)
+	}
+	return c.ID, nil
+}
+
+// readSince returns one page of a subscribed channel's history.
+func (sess *session) readSince(f *protocol.Frame) (*protocol.Frame, error) {
+	cid, err := sess.subscribedChannel(f.Channel)
+	if err != nil {
+		return nil, err
+	}
+	page, err := sess.srv.history.page(cid, f.Channel, f.AfterSeq, f.SinceMs, f.Limit)
+	if err != nil {
+		sess.log.Error("history read failed", "channel", f.Channel, "err", err)
+		return nil, protocol.Errorf(protocol.CodeInternal, "could not read the history")
+	}
+	return page, nil
 }
 
 // whisper delivers to exactly one live session.

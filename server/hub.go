@@ -19,18 +19,6 @@ type hub struct {
 	channels map[string]map[*session]struct{} // channel -> subscribers
 
 	live sync.WaitGroup // one per session goroutine pair, for Shutdown
-
-	// seqMu guards seqs: the last message sequence number per channel.
-	seqMu sync.Mutex
-	seqs  map[string]uint64
-}
-
-// nextSeq assigns the next message sequence number in ch.
-func (h *hub) nextSeq(ch string) uint64 {
-	h.seqMu.Lock()
-	defer h.seqMu.Unlock()
-	h.seqs[ch]++
-	return h.seqs[ch]
 }
 
 func newHub(s *Server) *hub {
@@ -38,7 +26,6 @@ func newHub(s *Server) *hub {
 		srv:      s,
 		sessions: make(map[string]*session),
 		channels: make(map[string]map[*session]struct{}),
-		seqs:     make(map[string]uint64),
 	}
 }
 

@@ -49,6 +49,8 @@ type Config struct {
 	// checked every ReapInterval (default 15 s).
 	IdleTimeout  time.Duration
 	ReapInterval time.Duration
+	// HistoryRetention is how long channel messages are kept (default 7 days).
+	HistoryRetention time.Duration
 	// QueueLen is each session's outbound queue in frames (default 1024).
 	QueueLen int
 	// WriteTimeout bounds one WebSocket write (default 10 s).
@@ -87,6 +89,9 @@ func (c Config) withDefaults() Config {
 	if c.ReapInterval <= 0 {
 		c.ReapInterval = 15 * time.Second
 	}
+	if c.HistoryRetention <= 0 {
+		c.HistoryRetention = 7 * 24 * time.Hour
+	}
 	if c.QueueLen <= 0 {
 		c.QueueLen = 1024
 	}
@@ -111,8 +116,9 @@ type Server struct {
 	mu    sync.RWMutex
 	state *projections.State
 
-	store *store // nil when ephemeral
-	hub   *hub
+	store   *store // nil when ephemeral
+	hub     *hub
+	history *history
 
 	ops     chan *op
 	stop    chan struct{}   // closed by Shutdown
@@ -186,9 +192,19 @@ func (s *Server) Recover() error {
 			s.log.Warn("admin name is not pinned to a key: whoever registers it first becomes admin; use --admin user=KEY", "user", name)
 		}
 	}
-	s.wg.Add(2)
+	h, err := openHistory(s)
+	if err != nil {
+		if s.store != nil {
+			s.store.close()
+		}
+		return err
+	}
+	s.history = h
+	s.wg.Add(4)
 	go s.writer()
 	go s.reaper()
+	go h.writer()
+	go h.purger()
 	s.ready.Store(true)
 	return nil
 }
@@ -262,6 +278,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.mu.RUnlock()
 			if snapErr != nil {
 				s.log.Error("snapshot at shutdown failed", "err", snapErr)
+			}
+			if herr := s.history.close(); herr != nil && err == nil {
+				err = herr
 			}
 			if cerr := s.store.close(); cerr != nil && err == nil {
 				err = cerr

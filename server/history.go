@@ -1,0 +1,360 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/protocol"
+)
+
+// History record limits.
+const (
+	historyQueue     = 1 << 16   // posts waiting for the history writer
+	historyBatch     = 1024      // records in one history fsync
+	historyPageBytes = 8 << 20   // body bytes in one history page
+	purgeEvery       = time.Hour // how often aged messages are dropped
+)
+
+// histRecord is one stored channel message (JSON in DIR/history). CID is
+// the channel's stable id, so a rename keeps its history and a new channel
+// of a deleted one's name starts empty.
+type histRecord struct {
+	CID    uint64           `json:"cid"`
+	From   string           `json:"from"`
+	TsMs   int64            `json:"ts_ms"`
+	Body   *string          `json:"body,omitempty"`
+	Sealed *protocol.Sealed `json:"sealed,omitempty"`
+}
+
+// histEntry locates one message of a channel: its seq (the history log
+// index, increasing server-wide) and time.
+type histEntry struct {
+	seq  uint64
+	tsMs int64
+}
+
+// histOp is a post waiting to become durable before its ack is sent.
+type histOp struct {
+	cid  uint64
+	seq  uint64
+	tsMs int64
+	data []byte
+	sess *session
+	id   string
+}
+
+// history is the channel-message store: an eventlog.Plain on disk (a map
+// in memory when ephemeral), an in-memory index per channel, a writer that
+// group-commits posts and acks them once durable, and a retention purge.
+type history struct {
+	srv       *Server
+	log       *eventlog.Plain // nil when ephemeral
+	retention time.Duration
+
+	// seqMu orders posts: it guards next and lastTs, and is held while a
+	// post is queued and fanned out, so deliveries leave in seq order.
+	seqMu  sync.Mutex
+	next   uint64
+	lastTs int64
+
+	// idxMu guards index and mem.
+	idxMu sync.RWMutex
+	index map[uint64][]histEntry // channel id -> its durable messages, oldest first
+	mem   map[uint64][]byte      // ephemeral storage, by seq
+
+	queue chan *histOp
+}
+
+func openHistory(s *Server) (*history, error) {
+	h := &history{srv: s, retention: s.cfg.HistoryRetention, index: make(map[uint64][]histEntry),
+		queue: make(chan *histOp, historyQueue)}
+	if s.store == nil {
+		h.mem = make(map[uint64][]byte)
+		h.next = 1
+		return h, nil
+	}
+	dir := filepath.Join(s.store.dir, historyDir)
+	log, err := eventlog.OpenPlain(dir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook})
+	if err != nil {
+		return nil, fmt.Errorf("open history in %s: %w", dir, err)
+	}
+	h.log = log
+	h.next = log.LastIndex() + 1
+	live := make(map[uint64]bool)
+	for _, c := range s.state.Channels() {
+		live[c.ID] = true
+	}
+	start, n := time.Now(), 0
+	err = log.Scan(log.FirstIndex(), func(idx uint64, data []byte) error {
+		var r histRecord
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("history record %d: %w", idx, err)
+		}
+		if r.TsMs > h.lastTs {
+			h.lastTs = r.TsMs
+		}
+		if live[r.CID] {
+			h.index[r.CID] = append(h.index[r.CID], histEntry{seq: idx, tsMs: r.TsMs})
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("scan history in %s: %w", dir, err)
+	}
+	s.log.Info("history loaded", "messages", n, "took", time.Since(start).Round(time.Microsecond).String())
+	return h, nil
+}
+
+// post stores and fans out one message. The ack is sent by the history
+// writer once the record is durable; post returns a refusal or nil.
+func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.Error {
+	h.seqMu.Lock()
+	defer h.seqMu.Unlock()
+	ts := time.Now().UnixMilli()
+	if ts < h.lastTs {
+		ts = h.lastTs // keep time monotonic in seq, for retention
+	}
+	data, err := json.Marshal(histRecord{CID: cid, From: sess.path, TsMs: ts, Body: f.Body, Sealed: f.Sealed})
+	if err != nil {
+		return protocol.Errorf(protocol.CodeInternal, "encode message")
+	}
+	op := &histOp{cid: cid, seq: h.next, tsMs: ts, data: data, sess: sess, id: f.ID}
+	select {
+	case h.queue <- op:
+	default:
+		return protocol.Errorf(protocol.CodeRateLimited, "server is busy storing messages; retry in a moment")
+	}
+	h.next++
+	h.lastTs = ts
+	delivery := protocol.MustEncode(&protocol.Frame{Type: protocol.TChannelMsg, Channel: f.Channel, From: sess.path,
+		Body: f.Body, Sealed: f.Sealed, TsMs: ts, Seq: op.seq})
+	n := h.srv.hub.publish(f.Channel, sess, delivery)
+	h.srv.metrics.messagesIn.Add(1)
+	h.srv.metrics.deliveries.Add(int64(n))
+	return nil
+}
+
+// writer group-commits queued posts and acks them once durable.
+func (h *history) writer() {
+	defer h.srv.wg.Done()
+	batch := make([]*histOp, 0, historyBatch)
+	datas := make([][]byte, 0, historyBatch)
+	for {
+		batch, datas = batch[:0], datas[:0]
+		select {
+		case op := <-h.queue:
+			batch = append(batch, op)
+		case <-h.srv.stop:
+			h.failQueued()
+			return
+		}
+	fill:
+		for len(batch) < historyBatch {
+			select {
+			case op := <-h.queue:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		for _, op := range batch {
+			datas = append(datas, op.data)
+		}
+		if err := h.append(batch, datas); err != nil {
+			h.srv.log.Error("history append failed; the posts of the batch are refused", "messages", len(batch), "err", err)
+			h.fail(batch)
+			// Posts queued after the batch were numbered past it: refuse
+			// them too and number again from what is on disk.
+			h.seqMu.Lock()
+			h.failQueued()
+			h.next = h.log.LastIndex() + 1
+			h.seqMu.Unlock()
+			continue
+		}
+		h.idxMu.Lock()
+		for _, op := range batch {
+			h.index[op.cid] = append(h.index[op.cid], histEntry{seq: op.seq, tsMs: op.tsMs})
+		}
+		h.idxMu.Unlock()
+		for _, op := range batch {
+			op.sess.send(&protocol.Frame{Type: protocol.TAck, ID: op.id, Seq: op.seq, TsMs: op.tsMs})
+		}
+	}
+}
+
+func (h *history) append(batch []*histOp, datas [][]byte) error {
+	if h.log == nil {
+		h.idxMu.Lock()
+		for i, op := range batch {
+			h.mem[op.seq] = datas[i]
+		}
+		h.idxMu.Unlock()
+		return nil
+	}
+	first, err := h.log.Append(datas)
+	if err != nil {
+		return err
+	}
+	if first != batch[0].seq {
+		return fmt.Errorf("history numbering drifted: stored at %d, numbered %d", first, batch[0].seq)
+	}
+	return nil
+}
+
+func (h *history) fail(batch []*histOp) {
+	for _, op := range batch {
+		op.sess.send(protocol.ErrorFrame(op.id, protocol.Errorf(protocol.CodeInternal,
+			"the server could not store this message; it may have reached some subscribers, but it is not in the history")))
+	}
+}
+
+func (h *history) failQueued() {
+	for {
+		select {
+		case op := <-h.queue:
+			h.fail([]*histOp{op})
+		default:
+			return
+		}
+	}
+}
+
+// page returns up to limit messages of channel cid after seq after (or
+// from time sinceMs when after is nil), oldest first.
+func (h *history) page(cid uint64, channel string, after *uint64, sinceMs *int64, limit int) (*protocol.Frame, error) {
+	if limit <= 0 || limit > protocol.HistoryPageMax {
+		limit = protocol.HistoryPageMax
+	}
+	h.idxMu.RLock()
+	entries := h.index[cid]
+	var i int
+	switch {
+	case after != nil:
+		i = sort.Search(len(entries), func(k int) bool { return entries[k].seq > *after })
+	case sinceMs != nil:
+		i = sort.Search(len(entries), func(k int) bool { return entries[k].tsMs >= *sinceMs })
+	}
+	var want []histEntry
+	if i < len(entries) {
+		end := min(i+limit, len(entries))
+		want = append(want, entries[i:end]...)
+	}
+	more := i+len(want) < len(entries)
+	var memData [][]byte
+	if h.log == nil {
+		for _, e := range want {
+			memData = append(memData, h.mem[e.seq])
+		}
+	}
+	h.idxMu.RUnlock()
+
+	out := &protocol.Frame{Type: protocol.THistory, Channel: channel, Messages: []protocol.HistoryMessage{}}
+	if after != nil {
+		out.NextSeq = *after
+	}
+	bytes := 0
+	for k, e := range want {
+		var data []byte
+		if h.log == nil {
+			data = memData[k]
+		} else {
+			var err error
+			if data, err = h.log.Read(e.seq); err != nil {
+				if e.tsMs < time.Now().Add(-h.retention).UnixMilli() {
+					continue // purged between the index read and now
+				}
+				return nil, fmt.Errorf("read history %d: %w", e.seq, err)
+			}
+		}
+		var r histRecord
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, fmt.Errorf("decode history %d: %w", e.seq, err)
+		}
+		if bytes > 0 && bytes+len(data) > historyPageBytes {
+			more = true
+			break
+		}
+		bytes += len(data)
+		out.Messages = append(out.Messages, protocol.HistoryMessage{Seq: e.seq, From: r.From, TsMs: r.TsMs, Body: r.Body, Sealed: r.Sealed})
+		out.NextSeq = e.seq
+	}
+	out.More = more
+	return out, nil
+}
+
+// forget makes a deleted channel's history unreadable at once; the
+// records leave the disk when they age out.
+func (h *history) forget(cid uint64) {
+	h.idxMu.Lock()
+	delete(h.index, cid)
+	h.idxMu.Unlock()
+}
+
+// purge drops messages older than the retention from the index and the
+// front of the log.
+func (h *history) purge(now time.Time) {
+	cutoff := now.Add(-h.retention).UnixMilli()
+	h.seqMu.Lock()
+	keepFrom := h.next
+	h.seqMu.Unlock()
+	h.idxMu.Lock()
+	dropped := 0
+	for cid, entries := range h.index {
+		i := sort.Search(len(entries), func(k int) bool { return entries[k].tsMs >= cutoff })
+		dropped += i
+		entries = entries[i:]
+		if len(entries) == 0 {
+			delete(h.index, cid)
+			continue
+		}
+		h.index[cid] = entries
+		keepFrom = min(keepFrom, entries[0].seq)
+	}
+	if h.log == nil {
+		for seq := range h.mem {
+			if seq < keepFrom {
+				delete(h.mem, seq)
+			}
+		}
+	}
+	h.idxMu.Unlock()
+	if h.log != nil && keepFrom > h.log.FirstIndex() {
+		if err := h.log.TruncateFront(keepFrom); err != nil {
+			h.srv.log.Error("history purge failed", "err", err)
+			return
+		}
+	}
+	if dropped > 0 {
+		h.srv.log.Info("history purged", "messages", dropped, "retention", h.retention.String())
+	}
+}
+
+// purger runs purge at start and every purgeEvery.
+func (h *history) purger() {
+	defer h.srv.wg.Done()
+	h.purge(time.Now())
+	t := time.NewTicker(purgeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			h.purge(now)
+		case <-h.srv.stop:
+			return
+		}
+	}
+}
+
+func (h *history) close() error {
+	if h.log == nil {
+		return nil
+	}
+	return h.log.Close()
+}
