@@ -16,7 +16,7 @@ func (f *Frame) Validate() error {
 	if len(f.ID) > MaxIDLen {
 		return Errorf(CodeMalformed, "id is longer than %d bytes", MaxIDLen)
 	}
-	if IsRequest(f.Type) && f.ID == "" && f.Type != TPing {
+	if IsRequest(f.Type) && f.ID == "" && f.Type != TPing && !f.isDelivery() {
 		return Errorf(CodeMalformed, "%s request has no \"id\"", f.Type)
 	}
 	name := func(field, v string) error {
@@ -128,10 +128,16 @@ func (f *Frame) Validate() error {
 		if err := name("channel name", f.Channel); err != nil {
 			return err
 		}
+		if err := f.validFrom(); err != nil {
+			return err
+		}
 		return f.validPayload()
 	case TWhisper:
 		if _, err := ParseSessionPath(f.Target); err != nil {
 			return Errorf(CodeMalformed, "%v", err)
+		}
+		if err := f.validFrom(); err != nil {
+			return err
 		}
 		return f.validPayload()
 	case TReadSince:
@@ -147,6 +153,21 @@ func (f *Frame) Validate() error {
 	case TError:
 		if !f.Code.Known() {
 			return Errorf(CodeMalformed, "unknown error code %q", truncate(string(f.Code), 40))
+		}
+	}
+	return nil
+}
+
+// isDelivery reports whether a channel_msg or whisper is a server delivery
+// (stamped with from and ts_ms, no id) rather than a client request.
+func (f *Frame) isDelivery() bool {
+	return (f.Type == TChannelMsg || f.Type == TWhisper) && f.ID == "" && f.From != "" && f.TsMs != 0
+}
+
+func (f *Frame) validFrom() error {
+	if f.isDelivery() {
+		if _, err := ParseSessionPath(f.From); err != nil {
+			return Errorf(CodeMalformed, "invalid from: %v", err)
 		}
 	}
 	return nil

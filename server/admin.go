@@ -41,9 +41,7 @@ func (sess *session) dispatchAdmin(ctx context.Context, f *protocol.Frame) (*pro
 	case protocol.TACLRemove:
 		ch, user := f.Channel, f.User
 		err := s.submit(ctx, sess.actor, projections.ACLRemove{Channel: ch, User: user}, func() {
-			if c, ok := s.state.Channel(ch); ok && c.Visibility == protocol.Private {
-				s.hub.removeFromChannel(ch, ofUser(user), "removed from the channel's access list by "+by)
-			}
+			s.hub.removeFromChannel(ch, ofUser(user), "removed from the channel's access list by "+by)
 		})
 		return ack(user), err
 	case protocol.TBan:
