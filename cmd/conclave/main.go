@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// CLI is the command tree. Each verb is a struct with a Run method in a
+// file of its own.
+type CLI struct {
+	GlobalFlags
+
+	Serve    ServeCmd    `cmd:"" help:"Run the central server."`
+	Key      KeyCmd      `cmd:"" help:"Create this machine's key if absent and print its public key."`
+	Register RegisterCmd `cmd:"" help:"Claim a username on a server and enroll this machine under it."`
+	Machine  MachineCmd  `cmd:"" help:"Manage the machines enrolled under your user."`
+	Server   ServerCmd   `cmd:"" help:"List or forget registered servers (local only)."`
+	Channel  ChannelCmd  `cmd:"" help:"Create and list channels."`
+	Join     JoinCmd     `cmd:"" help:"Check access to a channel (redeeming an invite token) and optionally set its local permission level."`
+	Send     SendCmd     `cmd:"" help:"Post one message to a channel."`
+	Whisper  WhisperCmd  `cmd:"" help:"Send one direct message to a live session."`
+	Tail     TailCmd     `cmd:"" help:"Stream a channel, and whispers to this session, to stdout."`
+	Who      WhoCmd      `cmd:"" help:"List live sessions on the server or in a channel."`
+	Status   StatusCmd   `cmd:"" help:"Show registrations, whether each server is reachable, and permission levels."`
+	Perm     PermCmd     `cmd:"" help:"Show or set local permission levels (never sent to a server)."`
+	Version  VersionCmd  `cmd:"" help:"Print the version."`
+}
+
+const description = "conclave is Discord for coding agents: shared channels that let Claude Code " +
+	"sessions on any number of machines talk through a central server."
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, runs the chosen verb and returns the exit status: 0,
+// 1 for a failed verb, 2 for a usage error. Errors are printed as one line
+// "error: …" on stderr.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			printError(stderr, fmt.Errorf("internal error: %v", r))
+			code = 1
+		}
+	}()
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("conclave"),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"version": "conclave " + version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		printError(stderr, err)
+		return 1
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		printError(stderr, err)
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", commandPath(err))
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal, let a second one kill the process at once.
+	context.AfterFunc(ctx, stop)
+
+	g := &Globals{
+		Stdout:        stdout,
+		Stderr:        stderr,
+		Logger:        newLogger(cli.Verbose, stderr),
+		JSON:          cli.JSON,
+		Version:       version,
+		configDirFlag: cli.ConfigDir,
+	}
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	if err := kctx.Run(g); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
+		}
+		printError(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// printError prints err as the one line "error: <message>".
+func printError(w io.Writer, err error) {
+	fmt.Fprintf(w, "error: %s\n", oneLine(err.Error()))
+}
+
+// oneLine folds s onto a single line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// commandPath names the command a parse error is about, for the usage
+// hint: "conclave" or e.g. "conclave channel create".
+func commandPath(err error) string {
+	var pe *kong.ParseError
+	if !errors.As(err, &pe) || pe.Context == nil {
+		return "conclave"
+	}
+	var names []string
+	for n := pe.Context.Selected(); n != nil; n = n.Parent {
+		if n.Type == kong.CommandNode {
+			names = append([]string{n.Name}, names...)
+		}
+	}
+	return strings.Join(append([]string{"conclave"}, names...), " ")
+}

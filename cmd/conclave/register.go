@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/conclave/conclave/control"
+	"github.com/conclave/conclave/identity"
+	"github.com/conclave/conclave/protocol"
+)
+
+// RegisterCmd claims a username on a server and enrolls this machine's key
+// under it, creating the key if needed, then records the registration
+// (with the server's id, which later connections are pinned to).
+type RegisterCmd struct {
+	Username string `arg:"" help:"The username to claim."`
+	Server   string `name:"server" env:"CONCLAVE_SERVER" placeholder:"URL" help:"The server's URL (ws://host:port or wss://host); may be left out when exactly one server is registered."`
+	Machine  string `name:"machine" placeholder:"NAME" help:"This machine's name (default: the host name)."`
+}
+
+// Run registers and prints `✓ registered user/machine/cli-<pid>`.
+func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
+	dir, cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	url := c.Server
+	if url == "" {
+		if len(cfg.Servers) != 1 {
+			return errors.New("which server? pass --server URL")
+		}
+		url = cfg.Servers[0].URL
+	}
+	machine := c.Machine
+	if machine == "" {
+		machine = identity.DefaultMachineName()
+	}
+	for _, n := range []struct{ what, v string }{{"username", c.Username}, {"machine name", machine}} {
+		if err := protocol.CheckName(n.v); err != nil {
+			return fmt.Errorf("invalid %s %q: %w", n.what, n.v, err)
+		}
+	}
+	key, _, notice, err := identity.LoadOrCreateKey(dir, "")
+	if err != nil {
+		return err
+	}
+	g.notice(notice)
+	// Re-registering with a server already pinned keeps the pin: a
+	// reinstalled server must be forgotten first (conclave server remove).
+	pin := ""
+	if s, ok := cfg.FindServer(url); ok {
+		pin = s.ServerID
+	}
+	conn, err := control.Dial(ctx, &control.Options{
+		URL:            url,
+		Key:            key,
+		Session:        oneShotHandle(),
+		PinnedServerID: pin,
+		Register:       &control.Registration{Username: c.Username, Machine: machine},
+		ClientName:     g.clientName(),
+		Logger:         g.Logger,
+	})
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return fmt.Errorf("registration rejected: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cfg.UpsertServer(identity.Server{URL: url, Username: c.Username, Machine: machine, ServerID: conn.ServerID()})
+	if err := cfg.Save(dir); err != nil {
+		return fmt.Errorf("registered as %s, but could not record it: %w", conn.Path(), err)
+	}
+	if g.JSON {
+		return g.printJSON(struct {
+			Path     string `json:"path"`
+			Server   string `json:"server"`
+			ServerID string `json:"server_id"`
+			Admin    bool   `json:"admin"`
+		}{conn.Path(), url, conn.ServerID(), conn.Admin()})
+	}
+	g.printf("✓ registered %s\n", conn.Path())
+	return nil
+}

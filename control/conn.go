@@ -1,0 +1,364 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/conclave/conclave/protocol"
+)
+
+// eventBuffer is how many unprompted frames wait for a reader of Events
+// before the connection's reader waits too.
+const eventBuffer = 1024
+
+// Conn is an authenticated connection to a server, made by [Dial].
+//
+// Its methods are safe for concurrent use. One goroutine reads from the
+// server and routes what arrives: a reply to the request whose id it
+// echoes, anything unprompted to [Conn.Events]. Events buffers 1024 frames;
+// if nobody drains it the reader waits, which also holds back replies, so
+// a caller that expects a steady stream of deliveries must read Events.
+// Always call [Conn.Close], which stops the reader and waits for it.
+type Conn struct {
+	ws           *websocket.Conn
+	url          string
+	path         string
+	serverID     string
+	admin        bool
+	replyTimeout time.Duration
+	log          *slog.Logger
+
+	events chan *protocol.Frame // closed by the reader when it ends
+	done   chan struct{}        // closed by the reader when it ends
+	stop   chan struct{}        // closed by Close: drop events from now on
+
+	life   context.Context // the keepalive's context, cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the reader and the keepalive
+
+	nextID    atomic.Uint64
+	closeOnce sync.Once
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	pending map[string]chan *protocol.Frame // nil once the connection has ended
+	err     error                           // why the connection ended; set once, by the reader
+	closed  bool                            // Close was called
+	dropped *protocol.Error                 // an id-less error frame: the server's reason for dropping us
+	cause   error                           // why this side ended the connection (a keepalive that failed)
+}
+
+func newConn(ws *websocket.Conn, o *Options, est *protocol.Frame, leftover []*protocol.Frame) *Conn {
+	c := &Conn{
+		ws:           ws,
+		url:          o.URL,
+		path:         est.Path,
+		serverID:     est.ServerID,
+		admin:        est.Admin != nil && *est.Admin,
+		replyTimeout: o.ReplyTimeout,
+		log:          o.Logger.With("session", est.Path),
+		events:       make(chan *protocol.Frame, eventBuffer),
+		done:         make(chan struct{}),
+		stop:         make(chan struct{}),
+		pending:      make(map[string]chan *protocol.Frame),
+	}
+	c.life, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.readLoop(leftover)
+	if o.Keepalive > 0 {
+		c.wg.Add(1)
+		go c.keepalive(o.Keepalive)
+	}
+	return c
+}
+
+// Path returns the session's path, user/machine/session, as the server
+// established it.
+func (c *Conn) Path() string { return c.path }
+
+// Admin reports whether the server counts this user as a server admin.
+func (c *Conn) Admin() bool { return c.admin }
+
+// ServerID returns the id the server presented in its challenge.
+func (c *Conn) ServerID() string { return c.serverID }
+
+// URL returns the server URL the connection was dialled with.
+func (c *Conn) URL() string { return c.url }
+
+// Events returns the frames the server sends unprompted: channel_msg and
+// whisper deliveries, unsubscribed and renamed notices, and the id-less
+// error frame that announces the server dropping the session. The channel
+// is closed when the connection ends, and after Close.
+func (c *Conn) Events() <-chan *protocol.Frame { return c.events }
+
+// Done returns a channel that is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, or nil while it is up: the
+// server's reason for dropping the session (wrapping its
+// [*protocol.Error]), a lost connection, a keepalive that timed out
+// ([*TimeoutError]), or [ErrClosed] after Close.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Request sends f with a fresh id and waits for the reply that echoes it,
+// at most the ReplyTimeout of [Options]. f itself is not modified.
+//
+// An error reply is returned as a [*protocol.Error]. If the connection ends
+// first the error wraps [ErrNoResponse] and the reason; a Conn already
+// closed gives [ErrClosed]; running out of time gives a [*TimeoutError]. If
+// ctx ends first, its error is returned.
+func (c *Conn) Request(ctx context.Context, f *protocol.Frame) (*protocol.Frame, error) {
+	if f == nil {
+		return nil, errors.New("control: Request needs a frame")
+	}
+	req := *f
+	req.ID = strconv.FormatUint(c.nextID.Add(1), 10)
+	data, err := protocol.Encode(&req)
+	if err != nil {
+		return nil, err
+	}
+	reply := make(chan *protocol.Frame, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		err := c.endedErrLocked(false)
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.pending[req.ID] = reply
+	c.mu.Unlock()
+	defer c.forget(req.ID)
+
+	tctx, cancel := context.WithTimeout(ctx, c.replyTimeout)
+	defer cancel()
+	c.log.Debug("frame sent", "type", req.Type, "id", req.ID)
+	// A write whose context ends closes the connection (coder/websocket
+	// cannot abandon half a message); that is fine, as nothing can be
+	// sent after a stuck write anyway.
+	if err := c.ws.Write(tctx, websocket.MessageText, data); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case tctx.Err() != nil:
+			return nil, &TimeoutError{After: c.replyTimeout, Op: "sending a request to " + c.url}
+		}
+		// The connection is gone; the reader notices at once and
+		// records why.
+		select {
+		case <-c.done:
+			return nil, c.endedErr()
+		case <-time.After(time.Second):
+			return nil, fmt.Errorf("send %s request: %w", req.Type, err)
+		}
+	}
+	select {
+	case r := <-reply:
+		return replyOrError(r)
+	case <-c.done:
+		// The reply may have come in just before the end.
+		select {
+		case r := <-reply:
+			return replyOrError(r)
+		default:
+		}
+		return nil, c.endedErr()
+	case <-tctx.Done():
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &TimeoutError{After: c.replyTimeout, Op: "waiting for a server response"}
+	}
+}
+
+func replyOrError(r *protocol.Frame) (*protocol.Frame, error) {
+	if r.Type == protocol.TError {
+		return nil, &protocol.Error{Code: r.Code, Message: r.Message}
+	}
+	return r, nil
+}
+
+func (c *Conn) forget(id string) {
+	c.mu.Lock()
+	delete(c.pending, id) // a no-op on a nil map
+	c.mu.Unlock()
+}
+
+// endedErr is the error of a request that the end of the connection cut
+// short.
+func (c *Conn) endedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endedErrLocked(true)
+}
+
+func (c *Conn) endedErrLocked(waiting bool) error {
+	switch {
+	case errors.Is(c.err, ErrClosed) && waiting:
+		return ErrNoResponse
+	case errors.Is(c.err, ErrClosed):
+		return ErrClosed
+	case c.err == nil: // unreachable: pending is nil only after the end
+		return ErrNoResponse
+	}
+	return fmt.Errorf("%w: %w", ErrNoResponse, c.err)
+}
+
+// Close ends the connection with a WebSocket close handshake (bounded by
+// coder/websocket to a few seconds), stops the reader and the keepalive
+// and waits for them. Pending requests fail with [ErrNoResponse]. Close is
+// idempotent and returns nil.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.stop)
+		c.cancel()
+		_ = c.ws.Close(websocket.StatusNormalClosure, "")
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// abort ends the connection from this side for reason err.
+func (c *Conn) abort(err error) {
+	c.mu.Lock()
+	if c.cause == nil {
+		c.cause = err
+	}
+	c.mu.Unlock()
+	_ = c.ws.CloseNow()
+}
+
+// readLoop is the connection's one reader. It routes every frame and, when
+// the connection ends, records why and releases everyone waiting.
+func (c *Conn) readLoop(leftover []*protocol.Frame) {
+	defer c.wg.Done()
+	for _, f := range leftover {
+		c.dispatch(f)
+	}
+	for {
+		mt, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		if mt != websocket.MessageText {
+			c.log.Debug("binary message from server ignored")
+			continue
+		}
+		for _, f := range decodeFrames(data, c.log) {
+			c.dispatch(f)
+		}
+	}
+}
+
+func (c *Conn) dispatch(f *protocol.Frame) {
+	c.log.Debug("frame received", "type", f.Type, "id", f.ID)
+	if f.ID != "" {
+		c.mu.Lock()
+		reply, ok := c.pending[f.ID]
+		delete(c.pending, f.ID)
+		c.mu.Unlock()
+		if ok {
+			reply <- f // buffered, and sent at most once
+		} else {
+			c.log.Debug("reply to no pending request dropped", "id", f.ID, "type", f.Type)
+		}
+		return
+	}
+	switch f.Type {
+	case protocol.TPong:
+		return
+	case protocol.TError:
+		c.mu.Lock()
+		c.dropped = &protocol.Error{Code: f.Code, Message: f.Message}
+		c.mu.Unlock()
+	}
+	select {
+	case c.events <- f:
+	case <-c.stop:
+	}
+}
+
+// finish records why the connection ended and releases every waiter.
+func (c *Conn) finish(readErr error) {
+	c.mu.Lock()
+	c.err = c.whyLocked(readErr)
+	c.pending = nil
+	closed := c.closed
+	c.mu.Unlock()
+	if !closed {
+		// Make sure the socket is gone; after a read error it normally is.
+		_ = c.ws.CloseNow()
+	}
+	c.log.Debug("connection ended", "err", c.err)
+	close(c.events)
+	close(c.done)
+}
+
+// whyLocked explains the end of the connection, most telling reason first.
+func (c *Conn) whyLocked(readErr error) error {
+	switch {
+	case c.dropped != nil:
+		return fmt.Errorf("server ended the session: %w", c.dropped)
+	case c.closed:
+		return ErrClosed
+	case c.cause != nil:
+		return c.cause
+	case errors.Is(readErr, websocket.ErrMessageTooBig):
+		return fmt.Errorf("connection to %s lost: the server sent a message larger than %d bytes", c.url, readLimit)
+	}
+	var ce websocket.CloseError
+	if errors.As(readErr, &ce) {
+		msg := "the server closed the connection"
+		if ce.Code != websocket.StatusNormalClosure && ce.Code != websocket.StatusGoingAway {
+			msg += fmt.Sprintf(" (status %d)", int(ce.Code))
+		}
+		if ce.Reason != "" {
+			msg += ": " + ce.Reason
+		}
+		return errors.New(msg)
+	}
+	return fmt.Errorf("connection to %s lost: %w", c.url, readErr)
+}
+
+// keepalive sends a ping every interval and ends the connection if a pong
+// does not come back in time.
+func (c *Conn) keepalive(every time.Duration) {
+	defer c.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.life.Done():
+			return
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		_, err := c.Request(c.life, &protocol.Frame{Type: protocol.TPing})
+		var te *TimeoutError
+		var pe *protocol.Error
+		switch {
+		case err == nil, errors.As(err, &pe):
+			// A refusal still proves the server is alive.
+		case errors.As(err, &te):
+			c.abort(&TimeoutError{After: c.replyTimeout, Op: "waiting for a keepalive pong from " + c.url})
+			return
+		default:
+			return // closed or ended: the reader has the reason
+		}
+	}
+}
