@@ -60,6 +60,7 @@ const (
 	TUserRemove    = "user_remove"
 	TMachineAdd    = "machine_add"
 	TMachineRemove = "machine_remove"
+	TAudit         = "audit"
 
 	// Replies (server to client, echoing the request id).
 	TPong        = "pong"
@@ -72,6 +73,7 @@ const (
 	TInviteToken = "invite_token"
 	TInvites     = "invites"
 	THistory     = "history"
+	TAuditEvents = "audit_events"
 	TError       = "error"
 
 	// Unprompted notices (server to client).
@@ -116,6 +118,17 @@ type HistoryMessage struct {
 	TsMs   int64   `json:"ts_ms"`
 	Body   *string `json:"body,omitempty"`
 	Sealed *Sealed `json:"sealed,omitempty"`
+}
+
+// AuditEvent is one event of the server's event log, as served to admins.
+// Data is the event's JSON body; invite tokens in it are shortened to a
+// fingerprint unless the request asked for them and may see them.
+type AuditEvent struct {
+	Seq   uint64          `json:"seq"`
+	TsMs  int64           `json:"ts_ms"`
+	Actor string          `json:"actor"`
+	Type  string          `json:"type"`
+	Data  json.RawMessage `json:"data"`
 }
 
 // Frame is one protocol frame. It is a flat union: Type says which fields
@@ -165,12 +178,18 @@ type Frame struct {
 	TsMs   int64   `json:"ts_ms,omitempty"`
 	Seq    uint64  `json:"seq,omitempty"`
 
-	// read_since, history
+	// read_since, history, audit
 	AfterSeq *uint64 `json:"after_seq,omitempty"`
 	SinceMs  *int64  `json:"since_ms,omitempty"`
-	Limit    int     `json:"limit,omitempty"`
-	NextSeq  uint64  `json:"next_seq,omitempty"`
-	More     bool    `json:"more,omitempty"`
+	UntilMs  *int64  `json:"until_ms,omitempty"`
+
+	// audit
+	EventType  string       `json:"event_type,omitempty"`
+	ShowTokens bool         `json:"show_tokens,omitempty"`
+	Events     []AuditEvent `json:"events,omitempty"`
+	Limit      int          `json:"limit,omitempty"`
+	NextSeq    uint64       `json:"next_seq,omitempty"`
+	More       bool         `json:"more,omitempty"`
 
 	// replies
 	Detail   string           `json:"detail,omitempty"`
@@ -217,13 +236,13 @@ var kinds = map[string]struct {
 	TInviteList: {ClientToServer, true}, TKick: {ClientToServer, true}, TBan: {ClientToServer, true},
 	TUnban: {ClientToServer, true}, TBanList: {ClientToServer, true},
 	TUserRemove: {ClientToServer, true}, TMachineAdd: {ClientToServer, true},
-	TMachineRemove: {ClientToServer, true},
+	TMachineRemove: {ClientToServer, true}, TAudit: {ClientToServer, true},
 
 	TPong: {ServerToClient, false}, TJoined: {ServerToClient, false}, TAck: {ServerToClient, false},
 	TPresence: {ServerToClient, false}, TChannelList: {ServerToClient, false},
 	TMachineList: {ServerToClient, false}, TUserList: {ServerToClient, false},
 	TInviteToken: {ServerToClient, false}, TInvites: {ServerToClient, false},
-	THistory: {ServerToClient, false}, TError: {ServerToClient, false},
+	THistory: {ServerToClient, false}, TAuditEvents: {ServerToClient, false}, TError: {ServerToClient, false},
 	TUnsubscribed: {ServerToClient, false}, TRenamed: {ServerToClient, false},
 }
 

@@ -150,6 +150,20 @@ func (f *Frame) Validate() error {
 		if f.Limit < 0 {
 			return Errorf(CodeMalformed, "limit must not be negative")
 		}
+	case TAudit:
+		if f.Channel != "" {
+			if err := name("channel name", f.Channel); err != nil {
+				return err
+			}
+		}
+		if f.User != "" {
+			if err := name("actor", f.User); err != nil {
+				return err
+			}
+		}
+		if f.Limit < 0 {
+			return Errorf(CodeMalformed, "limit must not be negative")
+		}
 	case TError:
 		if !f.Code.Known() {
 			return Errorf(CodeMalformed, "unknown error code %q", truncate(string(f.Code), 40))

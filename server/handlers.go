@@ -82,6 +82,8 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		return sess.whisper(f)
 	case protocol.TReadSince:
 		return sess.readSince(f)
+	case protocol.TAudit:
+		return sess.audit(f)
 	case protocol.TMachineAdd:
 		err := s.submit(ctx, sess.actor, projections.MachineAdd{Machine: f.Machine, Pubkey: f.Pubkey}, nil)
 		return ack(f.Machine), err

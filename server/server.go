@@ -120,6 +120,8 @@ type Server struct {
 	hub     *hub
 	history *history
 
+	auditIx auditIndex
+
 	ops     chan *op
 	stop    chan struct{}   // closed by Shutdown
 	stopCtx context.Context // cancelled by Shutdown
