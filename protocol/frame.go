@@ -61,6 +61,7 @@ const (
 	TMachineAdd    = "machine_add"
 	TMachineRemove = "machine_remove"
 	TAudit         = "audit"
+	TUserAdd       = "user_add"
 
 	// Replies (server to client, echoing the request id).
 	TPong        = "pong"
@@ -237,6 +238,7 @@ var kinds = map[string]struct {
 	TUnban: {ClientToServer, true}, TBanList: {ClientToServer, true},
 	TUserRemove: {ClientToServer, true}, TMachineAdd: {ClientToServer, true},
 	TMachineRemove: {ClientToServer, true}, TAudit: {ClientToServer, true},
+	TUserAdd: {ClientToServer, true},
 
 	TPong: {ServerToClient, false}, TJoined: {ServerToClient, false}, TAck: {ServerToClient, false},
 	TPresence: {ServerToClient, false}, TChannelList: {ServerToClient, false},

@@ -113,6 +113,14 @@ func (f *Frame) Validate() error {
 		}
 	case TUserRemove:
 		return name("user name", f.User)
+	case TUserAdd:
+		if err := name("user name", f.User); err != nil {
+			return err
+		}
+		if err := name("machine name", f.Machine); err != nil {
+			return err
+		}
+		return key()
 	case TMachineAdd:
 		if err := name("machine name", f.Machine); err != nil {
 			return err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"time"
 
 	"github.com/conclave/conclave/projections"
@@ -109,6 +110,15 @@ func (sess *session) dispatchAdmin(ctx context.Context, f *protocol.Frame) (*pro
 			return nil, nil
 		}
 		return ack(user), err
+	case protocol.TUserAdd:
+		if !sess.actor.ServerAdmin {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized, "not authorized: server admin role required")
+		}
+		if pin, ok := s.admins[f.User]; ok && pin != nil && !pin.Equal(ed25519.PublicKey(f.Pubkey)) {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized, "username %q is reserved for a different key", f.User)
+		}
+		err := s.submit(ctx, sess.actor, projections.Register{User: f.User, Machine: f.Machine, Pubkey: f.Pubkey}, nil)
+		return ack(f.User), err
 	case protocol.TACLList, protocol.TBanList, protocol.TInviteList:
 		return sess.adminList(f)
 	}

@@ -22,7 +22,7 @@ import (
 // creations) to a fresh data dir through the real writer.
 func buildLog(b *testing.B, dir string, n int) {
 	b.Helper()
-	srv, err := Open(Config{DataDir: dir, SnapshotEvery: 1 << 30})
+	srv, err := Open(Config{DataDir: dir, SnapshotEvery: 1 << 30, AdminRate: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func BenchmarkAdminEvents(b *testing.B) {
 	b.Run("conclave-64-writers", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			d := filepath.Join(dir, fmt.Sprint("run", i))
-			srv, err := Open(Config{DataDir: d, SnapshotEvery: 1 << 30})
+			srv, err := Open(Config{DataDir: d, SnapshotEvery: 1 << 30, AdminRate: -1})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -39,6 +39,14 @@ func (b *bucket) take(now time.Time) time.Duration {
 	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
 
+// full reports whether the bucket has refilled completely (it can be
+// forgotten without changing behaviour).
+func (b *bucket) full(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last.IsZero() || b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
+}
+
 // fingerprint renders a key as ssh-keygen -l does: SHA256:<base64, no padding>.
 func fingerprint(pub ed25519.PublicKey) string {
 	// The SSH wire form of an ed25519 key: string "ssh-ed25519", string key.

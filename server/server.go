@@ -49,6 +49,17 @@ type Config struct {
 	// checked every ReapInterval (default 15 s).
 	IdleTimeout  time.Duration
 	ReapInterval time.Duration
+	// MaxConnsPerIP caps concurrent connections from one address (default
+	// 10 000), HandshakesPerIP the handshakes per second from one address
+	// (default 1 000), AdminRate the admin events per second per user
+	// (default 50, burst AdminBurst, default 200). Negative disables each.
+	MaxConnsPerIP   int
+	HandshakesPerIP float64
+	AdminRate       float64
+	AdminBurst      int
+	// RegistrationClosed refuses register from anyone but a pinned admin;
+	// server admins add users with user_add.
+	RegistrationClosed bool
 	// HistoryRetention is how long channel messages are kept (default 7 days).
 	HistoryRetention time.Duration
 	// QueueLen is each session's outbound queue in frames (default 1024).
@@ -89,6 +100,18 @@ func (c Config) withDefaults() Config {
 	if c.ReapInterval <= 0 {
 		c.ReapInterval = 15 * time.Second
 	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 10000
+	}
+	if c.HandshakesPerIP == 0 {
+		c.HandshakesPerIP = 1000
+	}
+	if c.AdminRate == 0 {
+		c.AdminRate = 50
+	}
+	if c.AdminBurst <= 0 {
+		c.AdminBurst = 200
+	}
 	if c.HistoryRetention <= 0 {
 		c.HistoryRetention = 7 * 24 * time.Hour
 	}
@@ -121,6 +144,7 @@ type Server struct {
 	history *history
 
 	auditIx auditIndex
+	admit   *admission
 
 	ops     chan *op
 	stop    chan struct{}   // closed by Shutdown
@@ -155,6 +179,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.admins[a.User] = a.Key
 	}
+	s.admit = newAdmission(cfg)
 	s.stopCtx, s.cancel = context.WithCancel(context.Background())
 	s.hub = newHub(s)
 	return s, nil
@@ -247,6 +272,13 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket (conclave protocol v1)", http.StatusUpgradeRequired)
 		return
 	}
+	ip := remoteIP(r)
+	if why := s.admit.enter(ip, time.Now()); why != "" {
+		s.metrics.rejected(protocol.CodeRateLimited)
+		http.Error(w, string(protocol.CodeRateLimited)+": "+why, http.StatusTooManyRequests)
+		return
+	}
+	defer s.admit.leave(ip)
 	s.serveWS(w, r)
 }
 

@@ -243,8 +243,12 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "signature verification failed")
 	}
 	if reg != nil {
-		if pin, ok := s.admins[reg.Username]; ok && pin != nil && !pin.Equal(pub) {
+		pin, pinned := s.admins[reg.Username]
+		if pinned && pin != nil && !pin.Equal(pub) {
 			return nil, protocol.Errorf(protocol.CodeUnauthorized, "username %q is reserved for a different key", reg.Username)
+		}
+		if s.cfg.RegistrationClosed && (pin == nil || !pin.Equal(pub)) {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized, "registration is closed on this server: ask a server admin to add you (conclave user add)")
 		}
 		actor := projections.Actor{User: reg.Username, Path: reg.Username + "/" + reg.Machine + "/" + hello.Session}
 		sctx, scancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)

@@ -26,6 +26,11 @@ type op struct {
 
 // submit hands cmd to the writer and waits until it is durable (or refused).
 func (s *Server) submit(ctx context.Context, actor projections.Actor, cmd projections.Command, effect func()) error {
+	if _, isJoin := cmd.(projections.Join); !isJoin {
+		if err := s.admit.adminEvent(actor.User, time.Now()); err != nil {
+			return err
+		}
+	}
 	o := &op{actor: actor, cmd: cmd, effect: effect, done: make(chan error, 1)}
 	select {
 	case s.ops <- o:
@@ -167,8 +172,9 @@ func (s *Server) reaper() {
 	defer t.Stop()
 	for {
 		select {
-		case <-t.C:
-			s.hub.reap(time.Now().Add(-s.cfg.IdleTimeout))
+		case now := <-t.C:
+			s.hub.reap(now.Add(-s.cfg.IdleTimeout))
+			s.admit.sweep(now)
 		case <-s.stop:
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,11 @@ type ServeCmd struct {
 	SnapshotEvery int      `help:"Write a snapshot every N events." default:"10000"`
 	MaxBody       int      `help:"Largest message body in bytes." default:"65536"`
 	RateLimit     float64  `help:"Posts and whispers per second per session (burst twice that); 0 disables." default:"20"`
+	MaxConnsPerIP int      `name:"max-conns-per-ip" help:"Concurrent connections from one address; 0 disables." default:"10000"`
+	HandshakesIP  float64  `name:"handshakes-per-ip" help:"Handshakes per second from one address; 0 disables." default:"1000"`
+	AdminRate     float64  `help:"Admin changes (channels, ACLs, invites, bans…) per second per user, burst 4x; 0 disables." default:"50"`
+	Registration  string   `help:"open: anyone may register; closed: only pinned admins, and users a server admin adds." enum:"open,closed" default:"open"`
+	HistoryKeep   string   `name:"history-retention" help:"How long channel messages are kept (e.g. 7d, 36h)." default:"7d"`
 }
 
 // Run starts the server and blocks until SIGINT or SIGTERM.
@@ -50,6 +56,21 @@ func (c *ServeCmd) Run(g *Globals) error {
 	if c.RateLimit <= 0 {
 		cfg.RateLimit = -1
 	}
+	cfg.MaxConnsPerIP = orDisabled(c.MaxConnsPerIP)
+	cfg.HandshakesPerIP = c.HandshakesIP
+	if c.HandshakesIP <= 0 {
+		cfg.HandshakesPerIP = -1
+	}
+	cfg.AdminRate, cfg.AdminBurst = c.AdminRate, int(4*c.AdminRate)
+	if c.AdminRate <= 0 {
+		cfg.AdminRate = -1
+	}
+	cfg.RegistrationClosed = c.Registration == "closed"
+	keep, err := parseRetention(c.HistoryKeep)
+	if err != nil {
+		return err
+	}
+	cfg.HistoryRetention = keep
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -112,6 +133,31 @@ func (c *ServeCmd) Run(g *Globals) error {
 	}
 	logger.Info("server stopped")
 	return nil
+}
+
+// orDisabled maps a flag's 0 ("disabled") to the server's negative value.
+func orDisabled(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// parseRetention reads a duration such as 7d, 36h or 90m.
+func parseRetention(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 || days > 3650 {
+			return 0, fmt.Errorf("invalid --history-retention %q: want a duration such as 7d, 36h or 90m", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute {
+		return 0, fmt.Errorf("invalid --history-retention %q: want a duration of at least a minute, such as 7d, 36h or 90m", s)
+	}
+	return d, nil
 }
 
 // parseAdmins reads USER or USER=KEY entries.
