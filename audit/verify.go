@@ -1,0 +1,301 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/projections"
+)
+
+// VerifyReport is what [DataDir.Verify] found. The data dir is intact when
+// [VerifyReport.OK]; [VerifyReport.Err] describes the first problem.
+type VerifyReport struct {
+	// Records is the number of event-log records verified, from seq 1:
+	// all of them when Break is nil.
+	Records uint64
+	// LastHash is the hash of the last record verified (zero if none).
+	LastHash [32]byte
+	// Break is the first damage in events/ — a checksum mismatch, a broken
+	// hash chain, a malformed record, a gap between segments, a record of a
+	// newer format — naming the segment file and seq; nil if the whole log
+	// verified. Records after it were not read.
+	Break *eventlog.SegmentError
+	// Invalid is the first record that verified but does not apply to the
+	// state replayed before it (it wraps [projections.ErrInvalidEvent] and
+	// names the seq): the server would refuse to start. Nil if every
+	// record applied.
+	Invalid error
+	// InvalidSeq is the seq of the Invalid record, 0 if none.
+	InvalidSeq uint64
+	// Snapshots has one entry per snapshot file in snapshots/, oldest
+	// first.
+	Snapshots []SnapshotCheck
+	// HistoryChecked reports whether history/ was verified. It is always
+	// false for now: package eventlog has no read-only reader for the plain
+	// log that history/ holds, and opening it with eventlog.OpenPlain
+	// could repair (write) it.
+	HistoryChecked bool
+}
+
+// SnapshotStatus is the outcome of checking one snapshot file.
+type SnapshotStatus string
+
+// Snapshot statuses.
+const (
+	// SnapshotOK: intact, of this schema, its hash is the hash of the
+	// record at its seq, and its state equals the log replayed to that seq.
+	SnapshotOK SnapshotStatus = "ok"
+	// SnapshotUnusable: a server would skip it at startup — unreadable,
+	// damaged (zstd, header, CRC), a seq disagreeing with its name, another
+	// schema, or a state that does not decode.
+	SnapshotUnusable SnapshotStatus = "unusable"
+	// SnapshotMismatch: intact, but its hash is not the hash of the record
+	// at its seq, or its state differs from the replayed log.
+	SnapshotMismatch SnapshotStatus = "mismatch"
+	// SnapshotAhead: it covers records beyond the end of the log, which
+	// the log has lost.
+	SnapshotAhead SnapshotStatus = "ahead"
+	// SnapshotUnchecked: its seq lies beyond the first break in the log or
+	// after an invalid record, so there is nothing trusted to compare with.
+	SnapshotUnchecked SnapshotStatus = "unchecked"
+)
+
+// SnapshotCheck is the outcome for one snapshot file.
+type SnapshotCheck struct {
+	File   string // base name, snap-<seq>.zst
+	Seq    uint64 // the last record it covers, from its name
+	Status SnapshotStatus
+	Detail string // why, for every status but SnapshotOK
+}
+
+// OK reports whether every record verified and applied and every snapshot
+// is [SnapshotOK] (history/ is not checked; see HistoryChecked).
+func (r *VerifyReport) OK() bool { return r.Err() == nil }
+
+// Err returns the first problem as a one-line error naming where it is —
+// the break's segment and seq first, then an invalid record, then the
+// first bad snapshot — or nil if there is none. The error of a break wraps
+// the *[eventlog.SegmentError].
+func (r *VerifyReport) Err() error {
+	if r.Break != nil {
+		return &breakError{r.Break}
+	}
+	if r.Invalid != nil {
+		return fmt.Errorf("event log record seq %d does not apply: %w", r.InvalidSeq, r.Invalid)
+	}
+	for _, s := range r.Snapshots {
+		switch s.Status {
+		case SnapshotOK, SnapshotUnchecked:
+		default:
+			return fmt.Errorf("snapshot %s/%s (seq %d) is %s: %s", snapshotsDir, s.File, s.Seq, s.Status, s.Detail)
+		}
+	}
+	return nil
+}
+
+// breakError names a break in the event log: segment, seq, byte offset
+// and what is wrong.
+type breakError struct{ se *eventlog.SegmentError }
+
+func (e *breakError) Error() string {
+	at := ""
+	if e.se.Offset >= 0 {
+		at = fmt.Sprintf(" (byte %d)", e.se.Offset)
+	}
+	return fmt.Sprintf("event log broken at segment %s/%s, seq %d%s: %v", eventsDir, e.se.Segment, e.se.Seq, at, e.se.Err)
+}
+
+func (e *breakError) Unwrap() error { return e.se }
+
+// Verify checks the data dir without writing to it: every record of
+// events/ (checksum, format, seq, the joins between segments and the hash
+// chain, as [eventlog.Reader.Verify] does), that each record applies to
+// the state replayed before it, and each snapshot in snapshots/ — that a
+// server could load it (the checks of [eventlog.LoadNewestSnapshot]), that
+// its hash is the hash of the log's record at its seq, and that its state
+// is the log replayed to that seq.
+//
+// Damage is reported in the VerifyReport, not as an error; the error is
+// for a check that could not run (an unreadable file, ctx ending). The log
+// may grow while Verify runs: it verifies what it finds, and an
+// incomplete record at the very end is the end of the log.
+func (d *DataDir) Verify(ctx context.Context) (rep VerifyReport, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("audit: verify %s: %w", d.dir, err)
+		}
+	}()
+	// Load the snapshots first: the log they cover is then on disk, and
+	// one the server prunes meanwhile is already read.
+	snaps, err := d.loadSnapshots()
+	if err != nil {
+		return rep, err
+	}
+	rep.Snapshots = make([]SnapshotCheck, len(snaps))
+	pending := map[uint64][]int{} // seq → indexes into snaps still to compare
+	for i, s := range snaps {
+		rep.Snapshots[i] = s.check
+		if s.check.Status == "" {
+			pending[s.check.Seq] = append(pending[s.check.Seq], i)
+		}
+	}
+	state := projections.New()
+	compare := func(seq uint64, hash [32]byte) {
+		for _, i := range pending[seq] {
+			c := &rep.Snapshots[i]
+			switch {
+			case snaps[i].hash != hash:
+				c.Status, c.Detail = SnapshotMismatch, fmt.Sprintf("its hash %x… is not the hash %x… of record seq %d", snaps[i].hash[:6], hash[:6], seq)
+			case rep.Invalid != nil:
+				c.Status, c.Detail = SnapshotUnchecked, fmt.Sprintf("record seq %d, at or before it, does not apply", rep.InvalidSeq)
+			case !reflect.DeepEqual(*snaps[i].dump, state.Dump()):
+				c.Status, c.Detail = SnapshotMismatch, fmt.Sprintf("its state differs from the log replayed to seq %d", seq)
+			default:
+				c.Status = SnapshotOK
+			}
+		}
+		delete(pending, seq)
+	}
+	compare(0, [32]byte{})
+	err = d.scan(ctx, func(r eventlog.Record) error {
+		rep.Records, rep.LastHash = r.Seq, r.Hash
+		if rep.Invalid == nil {
+			ev := projections.Event{Type: r.Type, Data: r.Data, Actor: r.Actor, TimeMs: r.TimeMs}
+			if err := state.Apply(r.Seq, ev); err != nil {
+				rep.Invalid, rep.InvalidSeq = err, r.Seq
+			}
+		}
+		if len(pending[r.Seq]) > 0 {
+			compare(r.Seq, r.Hash)
+		}
+		return nil
+	})
+	var se *eventlog.SegmentError
+	switch {
+	case errors.As(err, &se):
+		rep.Break = se
+	case err != nil:
+		return rep, err
+	}
+	for _, idx := range pending {
+		for _, i := range idx {
+			c := &rep.Snapshots[i]
+			if rep.Break != nil {
+				c.Status, c.Detail = SnapshotUnchecked, fmt.Sprintf("it lies beyond the break at seq %d", rep.Break.Seq)
+			} else {
+				c.Status, c.Detail = SnapshotAhead, fmt.Sprintf("it covers up to seq %d but the log ends at seq %d", c.Seq, rep.Records)
+			}
+		}
+	}
+	return rep, nil
+}
+
+// loadedSnapshot is one snapshot file after loading: check.Status is set
+// if it is already decided (unusable), empty if it remains to be compared
+// with the log.
+type loadedSnapshot struct {
+	check SnapshotCheck
+	hash  [32]byte
+	dump  *projections.StateDump
+}
+
+// loadSnapshots loads every snapshot file of the data dir, oldest first,
+// with exactly the checks of eventlog.LoadNewestSnapshot. That function
+// only loads the newest usable file of a directory, so each file is
+// copied alone into a temporary directory (outside the data dir) and
+// loaded from there. A file that disappears meanwhile (pruned by a live
+// server) is left out.
+func (d *DataDir) loadSnapshots() ([]loadedSnapshot, error) {
+	paths, err := eventlog.ListSnapshots(filepath.Join(d.dir, snapshotsDir))
+	if err != nil || len(paths) == 0 {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "conclave-audit-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	var out []loadedSnapshot
+	for i, path := range paths {
+		name := filepath.Base(path)
+		seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snap-"), ".zst"), 10, 64)
+		if err != nil {
+			continue // ListSnapshots lists only snap-<20 digits>.zst
+		}
+		sub := filepath.Join(tmp, strconv.Itoa(i))
+		if err := copyFile(path, filepath.Join(sub, name)); errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("read snapshot %s: %w", name, err)
+		}
+		var why string
+		snap, err := eventlog.LoadNewestSnapshot(sub, projections.SchemaVersion, slog.New(reasonHandler{&why}))
+		os.RemoveAll(sub)
+		if err != nil {
+			return nil, fmt.Errorf("read snapshot %s: %w", name, err)
+		}
+		ls := loadedSnapshot{check: SnapshotCheck{File: name, Seq: seq}}
+		if snap == nil {
+			if why == "" {
+				why = "a server would skip it"
+			}
+			ls.check.Status, ls.check.Detail = SnapshotUnusable, why
+		} else if st, err := projections.UnmarshalSnapshot(snap.Data); err != nil {
+			ls.check.Status, ls.check.Detail = SnapshotUnusable, err.Error()
+		} else {
+			dump := st.Dump()
+			ls.hash, ls.dump = snap.Hash, &dump
+		}
+		out = append(out, ls)
+	}
+	return out, nil
+}
+
+// copyFile copies src to dst, creating dst's directory.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// reasonHandler is a slog.Handler that keeps the "err" attribute of the
+// last record: why LoadNewestSnapshot skipped a file.
+type reasonHandler struct{ why *string }
+
+func (h reasonHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h reasonHandler) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			*h.why = a.Value.String()
+		}
+		return true
+	})
+	return nil
+}
+
+func (h reasonHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h reasonHandler) WithGroup(string) slog.Handler      { return h }
