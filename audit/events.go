@@ -249,3 +249,21 @@ func marshalCompact(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// FromWire builds the Event that `conclave audit --server` shows for an
+// event the server sent in an audit_events frame, with the same target
+// summary and token handling as a listing from a data dir.
+func FromWire(seq uint64, tsMs int64, actor, typ string, data []byte, showTokens bool) Event {
+	return Event{
+		Seq:    seq,
+		Time:   time.UnixMilli(tsMs).UTC(),
+		Actor:  actor,
+		Type:   typ,
+		Target: target(typ, parseBody(data), showTokens),
+		Data:   eventData(data, showTokens),
+	}
+}
+
+// ActorMatches reports whether an event's actor path matches an --actor
+// filter (see Filter.Actor).
+func ActorMatches(actor, want string) bool { return actorMatches(actor, want) }

@@ -123,10 +123,14 @@ func (l *Log) onOpenLocked(ts tailScan) error {
 		if err == nil && rec.Seq != last {
 			err = fmt.Errorf("%w: record says seq %d", ErrCorrupt, rec.Seq)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			hash = rec.Hash
+		case ts.count > 0 && ts.lastDamaged && last == l.s.opts.TrustedSeq:
+			hash = l.s.opts.TrustedHash // damaged, but the snapshot vouches for it
+		default:
 			return l.s.segmentError(last, err)
 		}
-		hash = rec.Hash
 	}
 	if !l.known {
 		l.lastSeq, l.lastHash, l.known = last, hash, true

@@ -35,11 +35,14 @@ type tailScan struct {
 	size     int64  // bytes of valid entries (the file size after repair)
 	count    uint64 // valid entries in the segment
 	last     []byte // payload of the last valid entry, nil if count == 0
+	// lastDamaged is set when the last entry kept is a damaged record that
+	// a trusted snapshot covers (see Options.TrustedSeq).
+	lastDamaged bool
 	segments int    // number of segment files
 }
 
 // scanTail parses the last segment and finds where its valid entries end.
-func scanTail(seg segmentFile, c codec) (tailScan, []byte, error) {
+func scanTail(seg segmentFile, c codec, trustedSeq uint64, logger *slog.Logger) (tailScan, []byte, error) {
 	ts := tailScan{seg: seg}
 	data, err := os.ReadFile(seg.path)
 	if err != nil {
@@ -58,9 +61,22 @@ func scanTail(seg segmentFile, c codec) (tailScan, []byte, error) {
 		}
 		if cerr == nil {
 			ts.count++
-			ts.last = payload
+			ts.last, ts.lastDamaged = payload, false
 			off += n
 			index++
+			continue
+		}
+		if ferr == nil && index <= trustedSeq {
+			// A whole record, damaged, that the caller's snapshot covers:
+			// keep it (the log is the audit trail) and go on; the chain
+			// check restarts after it.
+			logger.Warn("damaged event record covered by the trusted snapshot; audit verify reports it",
+				"segment", seg.name, "seq", index, "err", cerr)
+			ts.count++
+			ts.last, ts.lastDamaged = payload, true
+			off += n
+			index++
+			check = c.newCheck()
 			continue
 		}
 		if fatal {
@@ -78,7 +94,7 @@ func scanTail(seg segmentFile, c codec) (tailScan, []byte, error) {
 
 // repairTail scans the last segment of dir and cuts a torn tail off it,
 // keeping the cut bytes in a .broken file and fsyncing file and directory.
-func repairTail(dir string, c codec, sync bool, logger *slog.Logger) (tailScan, error) {
+func repairTail(dir string, c codec, sync bool, logger *slog.Logger, trustedSeq uint64) (tailScan, error) {
 	segs, err := listSegments(dir)
 	if err != nil {
 		return tailScan{}, err
@@ -86,7 +102,7 @@ func repairTail(dir string, c codec, sync bool, logger *slog.Logger) (tailScan, 
 	if len(segs) == 0 {
 		return tailScan{}, nil
 	}
-	ts, data, err := scanTail(segs[len(segs)-1], c)
+	ts, data, err := scanTail(segs[len(segs)-1], c, trustedSeq, logger)
 	ts.segments = len(segs)
 	if err != nil {
 		return ts, err

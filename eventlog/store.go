@@ -40,6 +40,14 @@ type Options struct {
 	// that operation had failed. For failure injection in tests. Default
 	// nil.
 	FailHook func(op string) error
+	// TrustedSeq and TrustedHash name the last record covered by a snapshot
+	// the caller has loaded and trusts. Damage to a record at or before
+	// TrustedSeq — a complete frame whose record fails its checksum — then
+	// does not stop Open (it is logged; Reader.Verify still reports it),
+	// and if the damaged record is the last one its hash is taken to be
+	// TrustedHash. Zero trusts nothing. Event log only.
+	TrustedSeq  uint64
+	TrustedHash [32]byte
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -121,7 +129,7 @@ func (s *store) open(cut bool, last uint64) error {
 			return fmt.Errorf("undo failed batch: %w", err)
 		}
 	}
-	ts, err := repairTail(s.dir, s.codec, s.sync(), s.opts.Logger)
+	ts, err := repairTail(s.dir, s.codec, s.sync(), s.opts.Logger, s.opts.TrustedSeq)
 	if err != nil {
 		return err
 	}

@@ -145,9 +145,8 @@ func BenchmarkAdminEvents(b *testing.B) {
 			}
 			wg.Wait()
 			el := time.Since(start)
-			srv.metrics.mu.Lock()
-			avgBatch = float64(srv.metrics.batchEvents-1) / float64(srv.metrics.appendCount-1)
-			srv.metrics.mu.Unlock()
+			ev := &srv.metrics.events.batch
+			avgBatch = float64(ev.sum.Load()-1) / float64(ev.total()-1)
 			b.ReportMetric(total/el.Seconds(), "events/s")
 			b.ReportMetric(avgBatch, "events/batch")
 			srv.Shutdown(ctx)

@@ -18,6 +18,12 @@ func (sess *session) handle(ctx context.Context, f *protocol.Frame) {
 		sess.reject(f.ID, protocol.Errorf(protocol.CodeMalformed, "unexpected %s frame from a client", f.Type))
 		return
 	}
+	if f.ID == "" && f.Type != protocol.TPing {
+		// A client's channel_msg or whisper is always a request, even when
+		// it is shaped like a delivery (from, ts_ms).
+		sess.reject("", protocol.Errorf(protocol.CodeMalformed, "%s request has no \"id\"", f.Type))
+		return
+	}
 	if err := f.Validate(); err != nil {
 		sess.reject(f.ID, asProtoErr(err))
 		return

@@ -115,6 +115,16 @@ func openHistory(s *Server) (*history, error) {
 // post stores and fans out one message. The ack is sent by the history
 // writer once the record is durable; post returns a refusal or nil.
 func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.Error {
+	// Wait (pausing this session's reader) while it has too many posts
+	// awaiting durability; the history writer gives the token back with
+	// the ack.
+	select {
+	case sess.posts <- struct{}{}:
+	case <-sess.dead:
+		return protocol.Errorf(protocol.CodeInternal, "session closed")
+	case <-h.srv.stop:
+		return protocol.Errorf(protocol.CodeInternal, "server is shutting down")
+	}
 	h.seqMu.Lock()
 	defer h.seqMu.Unlock()
 	ts := time.Now().UnixMilli()
@@ -123,12 +133,14 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	}
 	data, err := json.Marshal(histRecord{CID: cid, From: sess.path, TsMs: ts, Body: f.Body, Sealed: f.Sealed})
 	if err != nil {
+		<-sess.posts
 		return protocol.Errorf(protocol.CodeInternal, "encode message")
 	}
 	op := &histOp{cid: cid, seq: h.next, tsMs: ts, data: data, sess: sess, id: f.ID}
 	select {
 	case h.queue <- op:
 	default:
+		<-sess.posts
 		return protocol.Errorf(protocol.CodeRateLimited, "server is busy storing messages; retry in a moment")
 	}
 	h.next++
@@ -167,14 +179,20 @@ func (h *history) writer() {
 		for _, op := range batch {
 			datas = append(datas, op.data)
 		}
-		if err := h.append(batch, datas); err != nil {
+		start := time.Now()
+		err := h.append(batch, datas)
+		if h.log != nil {
+			h.srv.metrics.observeHistoryAppend(time.Since(start), len(batch))
+		}
+		if err != nil {
 			h.srv.log.Error("history append failed; the posts of the batch are refused", "messages", len(batch), "err", err)
 			h.fail(batch)
 			// Posts queued after the batch were numbered past it: refuse
-			// them too and number again from what is on disk.
+			// them too. Their numbers, and the batch's, may already have
+			// reached subscribers, so they are never reused: the next
+			// append fills the gap with placeholder records.
 			h.seqMu.Lock()
 			h.failQueued()
-			h.next = h.log.LastIndex() + 1
 			h.seqMu.Unlock()
 			continue
 		}
@@ -185,6 +203,7 @@ func (h *history) writer() {
 		h.idxMu.Unlock()
 		for _, op := range batch {
 			op.sess.send(&protocol.Frame{Type: protocol.TAck, ID: op.id, Seq: op.seq, TsMs: op.tsMs})
+			<-op.sess.posts
 		}
 	}
 }
@@ -198,12 +217,27 @@ func (h *history) append(batch []*histOp, datas [][]byte) error {
 		h.idxMu.Unlock()
 		return nil
 	}
+	have := h.log.LastIndex() + 1
+	want := batch[0].seq
+	if want < have {
+		return fmt.Errorf("history numbering drifted: the log is at %d, the batch numbered from %d", have, want)
+	}
+	if want > have {
+		// Fill the numbers of refused posts (see writer) with placeholder
+		// records of channel 0, which no channel reads.
+		filler, _ := json.Marshal(histRecord{TsMs: batch[0].tsMs})
+		fill := make([][]byte, 0, want-have+uint64(len(datas)))
+		for i := have; i < want; i++ {
+			fill = append(fill, filler)
+		}
+		datas = append(fill, datas...)
+	}
 	first, err := h.log.Append(datas)
 	if err != nil {
 		return err
 	}
-	if first != batch[0].seq {
-		return fmt.Errorf("history numbering drifted: stored at %d, numbered %d", first, batch[0].seq)
+	if first != have {
+		return fmt.Errorf("history numbering drifted: stored at %d, numbered %d", first, have)
 	}
 	return nil
 }
@@ -212,6 +246,7 @@ func (h *history) fail(batch []*histOp) {
 	for _, op := range batch {
 		op.sess.send(protocol.ErrorFrame(op.id, protocol.Errorf(protocol.CodeInternal,
 			"the server could not store this message; it may have reached some subscribers, but it is not in the history")))
+		<-op.sess.posts
 	}
 }
 

@@ -1,9 +1,19 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	rtmetrics "runtime/metrics"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,22 +21,62 @@ import (
 	"github.com/conclave/conclave/protocol"
 )
 
-// metrics are the server's counters, exported on /metrics in the
-// Prometheus text format.
+// metrics are the server's counters and histograms, exported on /metrics
+// in the Prometheus text format (version 0.0.4). Everything on the hot
+// path is a lock-free atomic add.
 type metrics struct {
 	connections atomic.Int64
 	sessions    atomic.Int64
 	framesIn    atomic.Int64
 	framesOut   atomic.Int64
+	writes      atomic.Int64 // WebSocket messages written (frames coalesced)
 	messagesIn  atomic.Int64
 	deliveries  atomic.Int64
 
-	// mu guards the maps and histograms below.
-	mu          sync.Mutex
-	rejects     map[protocol.Code]int64
-	appendCount int64
-	appendSum   time.Duration
-	batchEvents int64
+	// fanout is, per write, how long its oldest frame waited in the
+	// session's queue, write included.
+	fanout histogram
+
+	events, history logMetrics
+
+	// mu guards rejects.
+	mu      sync.Mutex
+	rejects map[protocol.Code]int64
+}
+
+// logMetrics describe one durable log's group commits.
+type logMetrics struct {
+	append histogram // seconds per commit (write + fsync)
+	batch  histogram // records per commit
+}
+
+var (
+	latencyBounds = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}
+	batchBounds   = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+)
+
+// histogram is a Prometheus histogram with fixed bounds, recorded with
+// atomic adds. Values are kept in integer units of unit (1e-9 for
+// durations in nanoseconds, 1 for counts).
+type histogram struct {
+	counts [24]atomic.Int64 // per bound, then +Inf
+	sum    atomic.Int64
+}
+
+func (h *histogram) observe(bounds []float64, unit float64, v int64) {
+	x := float64(v) * unit
+	i := sort.SearchFloat64s(bounds, x)
+	h.counts[i].Add(1)
+	h.sum.Add(v)
+}
+
+// total returns the number of observations.
+func (h *histogram) total() int64 {
+	var n int64
+	for i := range h.counts {
+		n += h.counts[i].Load()
+	}
+	return n
 }
 
 func (m *metrics) rejected(code protocol.Code) {
@@ -38,42 +88,189 @@ func (m *metrics) rejected(code protocol.Code) {
 	m.mu.Unlock()
 }
 
+// observeAppend records one event-log group commit.
 func (m *metrics) observeAppend(d time.Duration, events int) {
-	m.mu.Lock()
-	m.appendCount++
-	m.appendSum += d
-	m.batchEvents += int64(events)
-	m.mu.Unlock()
+	m.events.append.observe(latencyBounds, 1e-9, int64(d))
+	m.events.batch.observe(batchBounds, 1, int64(events))
+}
+
+// observeHistoryAppend records one channel-history group commit.
+func (m *metrics) observeHistoryAppend(d time.Duration, records int) {
+	m.history.append.observe(latencyBounds, 1e-9, int64(d))
+	m.history.batch.observe(batchBounds, 1, int64(records))
+}
+
+// wrote records a writer's pass over its queue: frames sent, the oldest
+// queued at since.
+func (m *metrics) wrote(frames int, since time.Time) {
+	m.framesOut.Add(int64(frames))
+	m.writes.Add(int64((frames + maxCoalesce - 1) / maxCoalesce))
+	m.fanout.observe(latencyBounds, 1e-9, int64(time.Since(since)))
+}
+
+// MetricsHandler serves /metrics only, for a listener of its own (serve
+// --metrics-bind).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", s.handleMetrics)
+	return mux
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	m := &s.metrics
+	var buf bytes.Buffer
+	s.writeMetrics(&buf)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+func (s *Server) writeMetrics(w io.Writer) {
+	m := &s.metrics
+	head := func(name, help, typ string) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
 	p := func(name, help, typ string, v any) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, typ, name, v)
+		head(name, help, typ)
+		fmt.Fprintf(w, "%s %v\n", name, v)
 	}
 	p("conclave_sessions", "Live authenticated sessions.", "gauge", m.sessions.Load())
 	p("conclave_connections_total", "WebSocket connections accepted.", "counter", m.connections.Load())
-	p("conclave_frames_in_total", "Request frames received from sessions.", "counter", m.framesIn.Load())
-	p("conclave_frames_out_total", "Frames written to sessions.", "counter", m.framesOut.Load())
-	p("conclave_messages_in_total", "Posts and whispers accepted.", "counter", m.messagesIn.Load())
-	p("conclave_deliveries_total", "Messages queued to recipients.", "counter", m.deliveries.Load())
 	s.mu.RLock()
 	channels := len(s.state.Channels())
 	s.mu.RUnlock()
 	p("conclave_channels", "Channels.", "gauge", channels)
+	p("conclave_frames_in_total", "Request frames received from sessions.", "counter", m.framesIn.Load())
+	p("conclave_frames_out_total", "Frames written to sessions.", "counter", m.framesOut.Load())
+	p("conclave_writes_total", "WebSocket messages written to sessions (each carries one or more coalesced frames).", "counter", m.writes.Load())
+	p("conclave_messages_in_total", "Messages in: posts and whispers accepted.", "counter", m.messagesIn.Load())
+	p("conclave_deliveries_total", "Messages out: deliveries of posts and whispers queued to recipients.", "counter", m.deliveries.Load())
+
+	head("conclave_fanout_latency_seconds", "Per write to a session: how long its oldest frame waited from being queued (a post's fan-out) to the end of the write.", "histogram")
+	writeHist(w, "conclave_fanout_latency_seconds", "", &m.fanout, latencyBounds, 1e-9)
+
+	head("conclave_eventlog_append_seconds", "Group commits (one write and one fsync) of the event log and of the channel history.", "histogram")
+	writeHist(w, "conclave_eventlog_append_seconds", `log="events"`, &m.events.append, latencyBounds, 1e-9)
+	writeHist(w, "conclave_eventlog_append_seconds", `log="history"`, &m.history.append, latencyBounds, 1e-9)
+	head("conclave_eventlog_batch_records", "Records per group commit (fsync batch size).", "histogram")
+	writeHist(w, "conclave_eventlog_batch_records", `log="events"`, &m.events.batch, batchBounds, 1)
+	writeHist(w, "conclave_eventlog_batch_records", `log="history"`, &m.history.batch, batchBounds, 1)
+	head("conclave_eventlog_events_total", "Events committed to the event log.", "counter")
+	fmt.Fprintf(w, "conclave_eventlog_events_total %d\n", m.events.batch.sum.Load())
+
+	age := math.NaN()
+	if s.store != nil {
+		if t, ok := newestSnapshot(filepath.Join(s.store.dir, snapshotsDir)); ok {
+			age = time.Since(t).Seconds()
+		}
+	}
+	p("conclave_snapshot_age_seconds", "Age of the newest snapshot (NaN: none yet, or an ephemeral server).", "gauge", formatFloat(age))
+
 	m.mu.Lock()
-	fmt.Fprintf(w, "# HELP conclave_eventlog_append_seconds Event-log group commits (write + fsync).\n# TYPE conclave_eventlog_append_seconds summary\n")
-	fmt.Fprintf(w, "conclave_eventlog_append_seconds_sum %g\nconclave_eventlog_append_seconds_count %d\n", m.appendSum.Seconds(), m.appendCount)
-	p("conclave_eventlog_events_total", "Events committed.", "counter", m.batchEvents)
 	codes := make([]string, 0, len(m.rejects))
 	for c := range m.rejects {
 		codes = append(codes, string(c))
 	}
 	sort.Strings(codes)
-	fmt.Fprintf(w, "# HELP conclave_rejected_frames_total Error replies by code.\n# TYPE conclave_rejected_frames_total counter\n")
+	head("conclave_rejected_frames_total", "Error replies and refused handshakes, by code.", "counter")
 	for _, c := range codes {
 		fmt.Fprintf(w, "conclave_rejected_frames_total{code=%q} %d\n", c, m.rejects[protocol.Code(c)])
 	}
 	m.mu.Unlock()
+
+	if cpu, ok := selfCPU(); ok {
+		p("process_cpu_seconds_total", "User and system CPU time spent in seconds.", "counter", formatFloat(cpu.Seconds()))
+	}
+	if rss, ok := selfRSS(); ok {
+		p("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", rss)
+	}
+	p("go_goroutines", "Goroutines that currently exist.", "gauge", runtime.NumGoroutine())
+	sample := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	rtmetrics.Read(sample)
+	if sample[0].Value.Kind() == rtmetrics.KindUint64 {
+		p("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", "gauge", sample[0].Value.Uint64())
+	}
+}
+
+func writeHist(w io.Writer, name, labels string, h *histogram, bounds []float64, unit float64) {
+	sep := ""
+	if labels != "" {
+		sep = ","
+	}
+	var cum int64
+	for i, b := range bounds {
+		cum += h.counts[i].Load()
+		fmt.Fprintf(w, "%s_bucket{%s%sle=\"%s\"} %d\n", name, labels, sep, formatFloat(b), cum)
+	}
+	cum += h.counts[len(bounds)].Load()
+	fmt.Fprintf(w, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, labels, sep, cum)
+	lb := ""
+	if labels != "" {
+		lb = "{" + labels + "}"
+	}
+	fmt.Fprintf(w, "%s_sum%s %s\n%s_count%s %d\n", name, lb, formatFloat(float64(h.sum.Load())*unit), name, lb, cum)
+}
+
+func formatFloat(v float64) string {
+	if math.IsNaN(v) {
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// newestSnapshot returns the modification time of the newest snapshot
+// file in dir.
+func newestSnapshot(dir string) (time.Time, bool) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var newest time.Time
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".zst") || !strings.HasPrefix(e.Name(), "snap-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+	}
+	return newest, !newest.IsZero()
+}
+
+// selfCPU reads this process's user + system CPU time from /proc (Linux;
+// USER_HZ is 100 on every platform Go supports there).
+func selfCPU() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * (time.Second / 100), true
+}
+
+// selfRSS reads this process's resident set size from /proc (Linux).
+func selfRSS() (int64, bool) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }

@@ -33,10 +33,30 @@ type session struct {
 	actor   projections.Actor
 	log     *slog.Logger
 
-	out      chan []byte // encoded frames, bounded
+	// readCtx governs reads; cancelRead ends a pending read (and closes
+	// the connection) when a close handshake finds the peer unresponsive.
+	readCtx    context.Context
+	cancelRead context.CancelFunc
+
+	// qmu guards queue and queuedAt: the encoded frames waiting for the
+	// writer (at most Config.QueueLen) and when the oldest was queued.
+	// The queue is a slice rather than a channel so that an idle session
+	// holds no queue memory and the writer takes everything queued in one
+	// step.
+	qmu      sync.Mutex
+	queue    [][]byte
+	queuedAt time.Time
+	wake     chan struct{} // capacity 1: the writer has frames to send
+
 	dead     chan struct{}
 	killOnce sync.Once
 	reason   string // set once, before dead is closed
+
+	// posts holds a token per post awaiting durability (its ack): a
+	// session that pipelines more posts than that waits for acks before
+	// its next post is read, so one history batch's acks always fit in
+	// its queue.
+	posts chan struct{}
 
 	lastSeen atomic.Int64 // unix nanos of the last inbound frame
 	limiter  *bucket
@@ -54,12 +74,34 @@ func (sess *session) enqueue(frame []byte) bool {
 		return true
 	default:
 	}
-	select {
-	case sess.out <- frame:
-		return true
-	default:
+	sess.qmu.Lock()
+	if len(sess.queue) >= sess.srv.cfg.QueueLen {
+		sess.qmu.Unlock()
 		return false
 	}
+	first := len(sess.queue) == 0
+	if first {
+		sess.queuedAt = time.Now()
+	}
+	sess.queue = append(sess.queue, frame)
+	sess.qmu.Unlock()
+	if first {
+		select {
+		case sess.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// takeQueue returns every queued frame and when the oldest was queued,
+// leaving spare (emptied) as the new queue.
+func (sess *session) takeQueue(spare [][]byte) ([][]byte, time.Time) {
+	sess.qmu.Lock()
+	batch, at := sess.queue, sess.queuedAt
+	sess.queue = spare[:0]
+	sess.qmu.Unlock()
+	return batch, at
 }
 
 // send encodes and queues a frame, dropping the session if it cannot keep up.
@@ -110,7 +152,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.metrics.rejected(herr.Code)
 		s.log.Debug("handshake refused", "remote", r.RemoteAddr, "code", herr.Code, "msg", herr.Message)
 		if herr != errHandshakeTimeout {
-			sendFinal(conn, herr, websocket.StatusPolicyViolation)
+			sendFinal(conn, herr, websocket.StatusPolicyViolation, nil)
 		}
 		return
 	}
@@ -132,6 +174,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	sess.readLoop()
 	sess.kill("session closed")
 	<-writerDone
+	sess.cancelRead()
 	s.metrics.sessions.Add(-1)
 }
 
@@ -140,11 +183,37 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 var errHandshakeTimeout = protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonHandshake)
 
 // sendFinal writes one error frame and closes the connection.
-func sendFinal(conn *websocket.Conn, e *protocol.Error, status websocket.StatusCode) {
+// cancelRead, if not nil, cancels a read that may be pending on conn.
+func sendFinal(conn *websocket.Conn, e *protocol.Error, status websocket.StatusCode, cancelRead func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	conn.Write(ctx, websocket.MessageText, protocol.MustEncode(protocol.ErrorFrame("", e)))
 	cancel()
-	conn.Close(status, truncateReason(e.Message))
+	closeConn(conn, status, truncateReason(e.Message), cancelRead)
+}
+
+// closeWait bounds how long a close waits for the peer's close frame: a
+// peer that never answers (a slow-loris client) must not hold the
+// connection for the library's default five seconds.
+const closeWait = 500 * time.Millisecond
+
+// closeConn closes conn with a close handshake bounded by closeWait. The
+// handshake needs the read lock, which a pending read holds until the peer
+// answers; past closeWait, cancelRead (if not nil) cancels that read, and
+// a cancelled read closes the connection at once.
+func closeConn(conn *websocket.Conn, status websocket.StatusCode, reason string, cancelRead func()) {
+	done := make(chan struct{})
+	go func() {
+		conn.Close(status, reason)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		if cancelRead != nil {
+			cancelRead()
+		}
+		<-done
+	}
 }
 
 func ptrBool(b bool) *bool { return &b }
@@ -156,10 +225,12 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 	// a pending read. (A read with an expiring context would close the
 	// connection before the reason could be sent.)
 	var timedOut atomic.Bool
+	ctx, cancelRead := context.WithCancel(context.Background())
+	defer cancelRead()
 	expire := func(e *protocol.Error, status websocket.StatusCode) func() {
 		return func() {
 			if timedOut.CompareAndSwap(false, true) {
-				sendFinal(conn, e, status)
+				sendFinal(conn, e, status, cancelRead)
 			}
 		}
 	}
@@ -167,7 +238,6 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 	defer timer.Stop()
 	stopWatch := context.AfterFunc(s.stopCtx, expire(protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonShutdown), websocket.StatusGoingAway))
 	defer stopWatch()
-	ctx := context.Background()
 	read := func() (*protocol.Frame, *protocol.Error) {
 		typ, b, err := conn.Read(ctx)
 		if err != nil {
@@ -266,12 +336,15 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "unknown machine key")
 	}
 	path := protocol.SessionPath{User: user, Machine: machine, Session: hello.Session}.String()
+	readCtx, cancelRead := context.WithCancel(context.Background())
 	sess := &session{
+		readCtx: readCtx, cancelRead: cancelRead,
 		srv: s, conn: conn, path: path, user: user, machine: machine,
 		actor: projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user)},
 		log:   s.log.With("session", path),
-		out:   make(chan []byte, s.cfg.QueueLen),
+		wake:  make(chan struct{}, 1),
 		dead:  make(chan struct{}),
+		posts: make(chan struct{}, max(1, s.cfg.QueueLen/2)),
 		subs:  make(map[string]struct{}),
 	}
 	if s.cfg.RateLimit > 0 {
@@ -307,10 +380,11 @@ func truncateReason(s string) string {
 // readLoop handles the session's frames in order until the connection or
 // the session ends.
 func (sess *session) readLoop() {
-	// Reads are not cancelled by a context (that would close the
+	// Reads are not cancelled when the session dies (that would close the
 	// connection before the final reason is written); the writer closes
-	// the connection when the session dies, which ends the read.
-	ctx := context.Background()
+	// the connection, which ends the read, and cancels it only if the
+	// peer does not answer the close.
+	ctx := sess.readCtx
 	for {
 		typ, b, err := sess.conn.Read(ctx)
 		if err != nil {
@@ -342,71 +416,113 @@ func (sess *session) reject(id string, e *protocol.Error) {
 }
 
 // writeLoop drains the outbound queue, coalescing queued frames into one
-// message per write, until the session dies; then it sends the final
-// reason and closes the connection.
+// message per write (up to maxCoalesce frames), until the session dies;
+// then it sends the final reason and closes the connection.
 func (sess *session) writeLoop() {
-	var buf bytes.Buffer
-	write := func(b []byte) error {
-		wctx, cancel := context.WithTimeout(context.Background(), sess.srv.cfg.WriteTimeout)
-		defer cancel()
-		return sess.conn.Write(wctx, websocket.MessageText, b)
-	}
+	w := sess.newWriter()
+	defer w.timer.Stop()
+	var spare [][]byte
 	for {
 		select {
-		case f := <-sess.out:
-			buf.Reset()
-			buf.Write(f)
-			n := 1
-		more:
-			for n < maxCoalesce {
+		case <-sess.wake:
+		case <-sess.dead:
+			sess.flushAndClose(w, nil)
+			return
+		}
+		for {
+			batch, at := sess.takeQueue(spare)
+			if len(batch) == 0 {
+				spare = batch
+				break
+			}
+			for off := 0; off < len(batch); off += maxCoalesce {
 				select {
-				case f := <-sess.out:
-					buf.WriteByte('\n')
-					buf.Write(f)
-					n++
+				case <-sess.dead:
+					sess.flushAndClose(w, batch[off:])
+					return
 				default:
-					break more
+				}
+				if err := w.write(batch[off:min(off+maxCoalesce, len(batch))]); err != nil {
+					sess.kill("write failed")
+					sess.conn.CloseNow()
+					return
 				}
 			}
-			sess.srv.metrics.framesOut.Add(int64(n))
-			if err := write(buf.Bytes()); err != nil {
-				sess.kill("write failed")
-				sess.conn.CloseNow()
-				return
+			sess.srv.metrics.wrote(len(batch), at)
+			clear(batch)
+			if cap(batch) <= 2*maxCoalesce {
+				spare = batch[:0]
+			} else {
+				spare = nil // let a burst's queue go
 			}
-		case <-sess.dead:
-			sess.flushAndClose(write)
-			return
 		}
 	}
 }
 
-// flushAndClose sends what is still queued (bounded), the final error
-// frame with the reason, and closes the connection.
-func (sess *session) flushAndClose(write func([]byte) error) {
-	var buf bytes.Buffer
-	for n := 0; n < maxCoalesce; n++ {
-		select {
-		case f := <-sess.out:
-			buf.Write(f)
-			buf.WriteByte('\n')
-			continue
-		default:
-		}
-		break
+// msgPool holds the buffers coalesced messages are built in, shared by
+// every session's writer.
+var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// writer writes a session's messages, each bounded by WriteTimeout: one
+// timer per session, re-armed for every write, closes the connection if
+// a write takes too long (which makes the write fail).
+type writer struct {
+	sess  *session
+	timer *time.Timer
+}
+
+func (sess *session) newWriter() *writer {
+	t := time.AfterFunc(time.Hour, func() { sess.conn.CloseNow() })
+	t.Stop()
+	return &writer{sess: sess, timer: t}
+}
+
+// write sends frames as one message, separated by newlines.
+func (w *writer) write(frames [][]byte) error {
+	if len(frames) == 1 {
+		return w.writeMsg(frames[0])
 	}
+	bp := msgPool.Get().(*[]byte)
+	msg := (*bp)[:0]
+	for i, f := range frames {
+		if i > 0 {
+			msg = append(msg, '\n')
+		}
+		msg = append(msg, f...)
+	}
+	err := w.writeMsg(msg)
+	*bp = msg
+	msgPool.Put(bp)
+	return err
+}
+
+func (w *writer) writeMsg(b []byte) error {
+	w.timer.Reset(w.sess.srv.cfg.WriteTimeout)
+	err := w.sess.conn.Write(context.Background(), websocket.MessageText, b)
+	w.timer.Stop()
+	return err
+}
+
+// flushAndClose sends what is still queued after taken (bounded), the
+// final error frame with the reason, and closes the connection.
+func (sess *session) flushAndClose(w *writer, taken [][]byte) {
 	reason := sess.reason
-	status := websocket.StatusPolicyViolation
 	if reason == "session closed" {
-		sess.conn.Close(websocket.StatusNormalClosure, "")
+		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead)
 		return
 	}
+	status := websocket.StatusPolicyViolation
 	if reason == protocol.ReasonShutdown {
 		status = websocket.StatusGoingAway
 	}
-	buf.Write(protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason))))
 	if reason != protocol.ReasonSlowConsumer {
-		write(buf.Bytes())
+		rest, _ := sess.takeQueue(nil)
+		frames := append(taken, rest...)
+		if len(frames) > maxCoalesce-1 {
+			frames = frames[:maxCoalesce-1]
+		}
+		frames = append(frames, protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason))))
+		w.write(frames)
 	}
-	sess.conn.Close(status, truncateReason(reason))
+	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead)
 }

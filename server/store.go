@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -73,7 +74,18 @@ func openStore(dir string, opts *eventlog.Options, logger *slog.Logger) (*store,
 			return nil, nil, fmt.Errorf("create %s: %w", sub, err)
 		}
 	}
-	st.log, err = eventlog.Open(filepath.Join(dir, eventsDir), opts)
+	// A snapshot that loads is trusted for the records it covers: damage
+	// there is reported by audit verify but does not stop the server.
+	o := eventlog.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if snap, err := eventlog.LoadNewestSnapshot(filepath.Join(dir, snapshotsDir), projections.SchemaVersion, discardLogger()); err == nil && snap != nil {
+		if _, err := projections.UnmarshalSnapshot(snap.Data); err == nil {
+			o.TrustedSeq, o.TrustedHash = snap.Seq, snap.Hash
+		}
+	}
+	st.log, err = eventlog.Open(filepath.Join(dir, eventsDir), &o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open event log in %s: %w", dir, err)
 	}
@@ -125,6 +137,8 @@ func (st *store) rebuild(logIt bool) (*projections.State, error) {
 	}
 	return state, nil
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // snapshot writes the state as a snapshot if it covers events the newest
 // snapshot does not.
