@@ -26,6 +26,16 @@
 // runs one reader goroutine, plus a keepalive goroutine when
 // [Options.Keepalive] is set; Close stops both and waits for them.
 //
+// # Reconnecting
+//
+// A Conn does not reconnect by itself. A long-lived client (tail, the
+// bridge) dials again when its Conn ends: [Reconnectable] tells a lost
+// connection or a temporary drop (the server shutting down or restarting,
+// an idle timeout, a slow-consumer drop) from a refusal that will not go
+// away (superseded, machine key revoked, user removed, a key or server id
+// refused), and [Backoff] spaces the attempts 1 s, 2 s, 4 s, … up to 30 s.
+// A new connection starts with no subscriptions: join again.
+//
 // # Errors and timeouts
 //
 // A refusal from the server is a [*protocol.Error] (use errors.As). Waits

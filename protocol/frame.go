@@ -283,6 +283,12 @@ func Decode(b []byte) (*Frame, error) {
 	if b[0] != '{' {
 		return nil, Errorf(CodeMalformed, "frame is not a JSON object")
 	}
+	if f, ok := decodeFast(b); ok {
+		if !KnownType(f.Type) {
+			return f, Errorf(CodeMalformed, "unknown frame type %q", truncate(f.Type, 40))
+		}
+		return f, nil
+	}
 	var f Frame
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, Errorf(CodeMalformed, "invalid JSON: %s", jsonErrText(err))

@@ -17,12 +17,11 @@ func (sess *session) dispatchAdmin(ctx context.Context, f *protocol.Frame) (*pro
 	case protocol.TDeleteChannel:
 		ch := f.Channel
 		var cid uint64
-		s.mu.RLock()
-		if c, ok := s.state.Channel(ch); ok {
-			cid = c.ID
-		}
-		s.mu.RUnlock()
-		err := s.submit(ctx, sess.actor, projections.DeleteChannel{Channel: ch}, func() {
+		err := s.submitPrepared(ctx, sess.actor, projections.DeleteChannel{Channel: ch}, func(st *projections.State) {
+			if c, ok := st.Channel(ch); ok {
+				cid = c.ID
+			}
+		}, func() {
 			s.history.forget(cid)
 			s.hub.removeFromChannel(ch, all, "channel deleted by "+by)
 		})
@@ -88,14 +87,13 @@ func (sess *session) dispatchAdmin(ctx context.Context, f *protocol.Frame) (*pro
 	case protocol.TUserRemove:
 		user := f.User
 		var created []projections.Channel
-		s.mu.RLock()
-		for _, c := range s.state.Channels() {
-			if c.CreatedBy == user {
-				created = append(created, c)
+		err := s.submitPrepared(ctx, sess.actor, projections.UserRemove{User: user}, func(st *projections.State) {
+			for _, c := range st.Channels() {
+				if c.CreatedBy == user {
+					created = append(created, c)
+				}
 			}
-		}
-		s.mu.RUnlock()
-		err := s.submit(ctx, sess.actor, projections.UserRemove{User: user}, func() {
+		}, func() {
 			for _, c := range created {
 				s.history.forget(c.ID)
 				s.hub.removeFromChannel(c.Name, all, "channel deleted: its creator was removed from the server")

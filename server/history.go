@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +30,26 @@ type histRecord struct {
 	TsMs   int64            `json:"ts_ms"`
 	Body   *string          `json:"body,omitempty"`
 	Sealed *protocol.Sealed `json:"sealed,omitempty"`
+}
+
+// appendHistRecord appends r's JSON, the bytes json.Marshal(histRecord)
+// gives, without reflection (it runs once per post).
+func appendHistRecord(dst []byte, cid uint64, from string, tsMs int64, body *string, sealed *protocol.Sealed) []byte {
+	dst = append(dst, `{"cid":`...)
+	dst = strconv.AppendUint(dst, cid, 10)
+	dst = append(dst, `,"from":`...)
+	dst = protocol.AppendString(dst, from)
+	dst = append(dst, `,"ts_ms":`...)
+	dst = strconv.AppendInt(dst, tsMs, 10)
+	if body != nil {
+		dst = append(dst, `,"body":`...)
+		dst = protocol.AppendString(dst, *body)
+	}
+	if sealed != nil {
+		dst = append(dst, `,"sealed":`...)
+		dst = protocol.AppendSealed(dst, sealed)
+	}
+	return append(dst, '}')
 }
 
 // histEntry locates one message of a channel: its seq (the history log
@@ -61,6 +82,7 @@ type history struct {
 	seqMu  sync.Mutex
 	next   uint64
 	lastTs int64
+	closed bool // no more posts: the writer is flushing for shutdown
 
 	// idxMu guards index and mem.
 	idxMu sync.RWMutex
@@ -127,15 +149,19 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	}
 	h.seqMu.Lock()
 	defer h.seqMu.Unlock()
+	if h.closed {
+		<-sess.posts
+		return protocol.Errorf(protocol.CodeInternal, "server is shutting down")
+	}
 	ts := time.Now().UnixMilli()
 	if ts < h.lastTs {
 		ts = h.lastTs // keep time monotonic in seq, for retention
 	}
-	data, err := json.Marshal(histRecord{CID: cid, From: sess.path, TsMs: ts, Body: f.Body, Sealed: f.Sealed})
-	if err != nil {
-		<-sess.posts
-		return protocol.Errorf(protocol.CodeInternal, "encode message")
-	}
+	// The history record and the delivery share one allocation; both are
+	// encoded once, whatever the number of recipients.
+	buf := make([]byte, 0, 2*f.PayloadSize()+2*len(sess.path)+len(f.Channel)+128)
+	buf = appendHistRecord(buf, cid, sess.path, ts, f.Body, f.Sealed)
+	data := buf[:len(buf):len(buf)]
 	op := &histOp{cid: cid, seq: h.next, tsMs: ts, data: data, sess: sess, id: f.ID}
 	select {
 	case h.queue <- op:
@@ -145,15 +171,16 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	}
 	h.next++
 	h.lastTs = ts
-	delivery := protocol.MustEncode(&protocol.Frame{Type: protocol.TChannelMsg, Channel: f.Channel, From: sess.path,
-		Body: f.Body, Sealed: f.Sealed, TsMs: ts, Seq: op.seq})
+	delivery := protocol.AppendDelivery(buf[len(buf):], f.Channel, sess.path, f.Body, f.Sealed, ts, op.seq)
 	n := h.srv.hub.publish(f.Channel, sess, delivery)
 	h.srv.metrics.messagesIn.Add(1)
 	h.srv.metrics.deliveries.Add(int64(n))
 	return nil
 }
 
-// writer group-commits queued posts and acks them once durable.
+// writer group-commits queued posts and acks them once durable. At
+// shutdown it stops new posts and writes every queued one before it
+// returns: those were delivered live, so their numbers must be stored.
 func (h *history) writer() {
 	defer h.srv.wg.Done()
 	batch := make([]*histOp, 0, historyBatch)
@@ -164,47 +191,65 @@ func (h *history) writer() {
 		case op := <-h.queue:
 			batch = append(batch, op)
 		case <-h.srv.stop:
-			h.failQueued()
-			return
-		}
-	fill:
-		for len(batch) < historyBatch {
-			select {
-			case op := <-h.queue:
-				batch = append(batch, op)
-			default:
-				break fill
+			h.seqMu.Lock()
+			h.closed = true
+			h.seqMu.Unlock()
+			for {
+				batch, datas = h.take(batch[:0]), datas[:0]
+				if len(batch) == 0 {
+					return
+				}
+				h.commit(batch, datas)
 			}
 		}
-		for _, op := range batch {
-			datas = append(datas, op.data)
+		batch = h.take(batch)
+		h.commit(batch, datas)
+	}
+}
+
+// take adds to batch what is queued, without waiting, up to historyBatch.
+func (h *history) take(batch []*histOp) []*histOp {
+	for len(batch) < historyBatch {
+		select {
+		case op := <-h.queue:
+			batch = append(batch, op)
+		default:
+			return batch
 		}
-		start := time.Now()
-		err := h.append(batch, datas)
-		if h.log != nil {
-			h.srv.metrics.observeHistoryAppend(time.Since(start), len(batch))
-		}
-		if err != nil {
-			h.srv.log.Error("history append failed; the posts of the batch are refused", "messages", len(batch), "err", err)
-			h.fail(batch)
-			// Posts queued after the batch were numbered past it: refuse
-			// them too. Their numbers, and the batch's, may already have
-			// reached subscribers, so they are never reused: the next
-			// append fills the gap with placeholder records.
-			h.seqMu.Lock()
-			h.failQueued()
-			h.seqMu.Unlock()
-			continue
-		}
-		h.idxMu.Lock()
-		for _, op := range batch {
-			h.index[op.cid] = append(h.index[op.cid], histEntry{seq: op.seq, tsMs: op.tsMs})
-		}
-		h.idxMu.Unlock()
-		for _, op := range batch {
-			op.sess.send(&protocol.Frame{Type: protocol.TAck, ID: op.id, Seq: op.seq, TsMs: op.tsMs})
-			<-op.sess.posts
-		}
+	}
+	return batch
+}
+
+// commit appends one batch and acks its posts, or refuses them.
+func (h *history) commit(batch []*histOp, datas [][]byte) {
+	for _, op := range batch {
+		datas = append(datas, op.data)
+	}
+	start := time.Now()
+	err := h.append(batch, datas)
+	if h.log != nil {
+		h.srv.metrics.observeHistoryAppend(time.Since(start), len(batch))
+	}
+	if err != nil {
+		h.srv.log.Error("history append failed; the posts of the batch are refused", "messages", len(batch), "err", err)
+		h.fail(batch)
+		// Posts queued after the batch were numbered past it: refuse
+		// them too. Their numbers, and the batch's, may already have
+		// reached subscribers, so they are never reused: the next
+		// append fills the gap with placeholder records.
+		h.seqMu.Lock()
+		h.failQueued()
+		h.seqMu.Unlock()
+		return
+	}
+	h.idxMu.Lock()
+	for _, op := range batch {
+		h.index[op.cid] = append(h.index[op.cid], histEntry{seq: op.seq, tsMs: op.tsMs})
+	}
+	h.idxMu.Unlock()
+	for _, op := range batch {
+		op.sess.sendEncoded(protocol.AppendAck(nil, op.id, op.tsMs, op.seq))
+		<-op.sess.posts
 	}
 }
 

@@ -183,10 +183,20 @@ func (s *Server) writeMetrics(w io.Writer) {
 		p("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", rss)
 	}
 	p("go_goroutines", "Goroutines that currently exist.", "gauge", runtime.NumGoroutine())
-	sample := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	rtmetrics.Read(sample)
-	if sample[0].Value.Kind() == rtmetrics.KindUint64 {
-		p("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", "gauge", sample[0].Value.Uint64())
+	samples := []rtmetrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+	}
+	rtmetrics.Read(samples)
+	for i, d := range []struct{ name, help string }{
+		{"go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects, live or not yet swept."},
+		{"go_memstats_stack_inuse_bytes", "Bytes of goroutine stacks."},
+		{"go_memstats_sys_bytes", "Bytes of memory mapped by the Go runtime."},
+	} {
+		if samples[i].Value.Kind() == rtmetrics.KindUint64 {
+			p(d.name, d.help, "gauge", samples[i].Value.Uint64())
+		}
 	}
 }
 

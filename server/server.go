@@ -278,8 +278,7 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, string(protocol.CodeRateLimited)+": "+why, http.StatusTooManyRequests)
 		return
 	}
-	defer s.admit.leave(ip)
-	s.serveWS(w, r)
+	s.serveWS(w, r, func() { s.admit.leave(ip) })
 }
 
 // isAdmin reports whether user is on the server-admin allowlist.

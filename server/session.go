@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,7 +107,13 @@ func (sess *session) takeQueue(spare [][]byte) ([][]byte, time.Time) {
 
 // send encodes and queues a frame, dropping the session if it cannot keep up.
 func (sess *session) send(f *protocol.Frame) {
-	if !sess.enqueue(protocol.MustEncode(f)) {
+	sess.sendEncoded(protocol.MustEncode(f))
+}
+
+// sendEncoded queues an encoded frame, dropping the session if it cannot
+// keep up.
+func (sess *session) sendEncoded(frame []byte) {
+	if !sess.enqueue(frame) {
 		sess.kill(protocol.ReasonSlowConsumer)
 	}
 }
@@ -133,8 +140,12 @@ func isUpgrade(r *http.Request) bool {
 		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
 
-// serveWS accepts a WebSocket and runs the connection to its end.
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+// serveWS accepts a WebSocket and runs the handshake. An established
+// session then runs in a goroutine of its own and the handler returns, so
+// that net/http's per-request memory (the request, its headers, the
+// response and its buffers, about 10 KiB) is not held for the session's
+// life. done is called once the connection has ended.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	w.Header().Set("X-Conclave-Server-Id", s.serverID)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{protocol.Subprotocol},
@@ -142,6 +153,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
+		done()
 		return
 	}
 	s.metrics.connections.Add(1)
@@ -154,10 +166,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		if herr != errHandshakeTimeout {
 			sendFinal(conn, herr, websocket.StatusPolicyViolation, nil)
 		}
+		done()
 		return
 	}
 	conn.SetReadLimit(protocol.MaxFramePostAuth)
 	s.hub.live.Add(1)
+	go s.runSession(sess, done)
+}
+
+// runSession runs an established session to its end.
+func (s *Server) runSession(sess *session, done func()) {
+	defer done()
 	defer s.hub.live.Done()
 	s.hub.attach(sess)
 	if s.closing.Load() {
@@ -429,6 +448,10 @@ func (sess *session) writeLoop() {
 			sess.flushAndClose(w, nil)
 			return
 		}
+		// Let the goroutines that are ready run first (the fan-out of
+		// further posts among them): what they queue rides in this
+		// write. When nothing else is ready this returns at once.
+		runtime.Gosched()
 		for {
 			batch, at := sess.takeQueue(spare)
 			if len(batch) == 0 {

@@ -18,20 +18,32 @@ const maxBatch = 512
 type op struct {
 	actor projections.Actor
 	cmd   projections.Command
+	// prepare, if set, runs in the writer just before the command is
+	// decided, with the state as the command sees it, so that an effect
+	// can capture what the command is about to change (a channel's id).
+	prepare func(*projections.State)
 	// effect runs in the writer after the batch is durable and before the
 	// next batch is decided; it may touch live sessions.
 	effect func()
 	done   chan error // nil, *protocol.Error or a storage error
 }
 
+// submitPrepared is submit with a prepare step (see op.prepare).
+func (s *Server) submitPrepared(ctx context.Context, actor projections.Actor, cmd projections.Command, prepare func(*projections.State), effect func()) error {
+	return s.submitOp(ctx, &op{actor: actor, cmd: cmd, prepare: prepare, effect: effect, done: make(chan error, 1)})
+}
+
 // submit hands cmd to the writer and waits until it is durable (or refused).
 func (s *Server) submit(ctx context.Context, actor projections.Actor, cmd projections.Command, effect func()) error {
-	if _, isJoin := cmd.(projections.Join); !isJoin {
-		if err := s.admit.adminEvent(actor.User, time.Now()); err != nil {
+	return s.submitOp(ctx, &op{actor: actor, cmd: cmd, effect: effect, done: make(chan error, 1)})
+}
+
+func (s *Server) submitOp(ctx context.Context, o *op) error {
+	if _, isJoin := o.cmd.(projections.Join); !isJoin {
+		if err := s.admit.adminEvent(o.actor.User, time.Now()); err != nil {
 			return err
 		}
 	}
-	o := &op{actor: actor, cmd: cmd, effect: effect, done: make(chan error, 1)}
 	select {
 	case s.ops <- o:
 	case <-s.stop:
@@ -96,6 +108,9 @@ func (s *Server) commit(batch []*op) {
 	s.mu.Lock()
 	next := s.state.LastSeq() + 1
 	for i, o := range batch {
+		if o.prepare != nil {
+			o.prepare(s.state)
+		}
 		events, perr := s.state.Decide(o.actor, o.cmd, now)
 		if perr != nil {
 			results[i] = perr

@@ -114,7 +114,9 @@ func TestHelpListsVerbs(t *testing.T) {
 	out := ok(t, nil, "--help")
 	for _, verb := range []string{"serve", "key", "register", "machine add", "machine list", "machine remove",
 		"server list", "server remove", "channel create", "channel list", "join", "send", "whisper",
-		"tail", "who", "status", "perm set", "perm show", "version", "--config-dir", "--json", "--verbose"} {
+		"tail", "who", "status", "perm set", "perm show", "version", "--config-dir", "--json", "--verbose",
+		"channel delete", "channel rename", "channel set-visibility", "acl add", "acl remove", "acl list",
+		"invite create", "invite list", "invite revoke", "kick", "ban", "unban", "bans", "user list", "user remove"} {
 		if !strings.Contains(out, verb) {
 			t.Errorf("--help does not mention %q", verb)
 		}

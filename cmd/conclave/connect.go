@@ -26,6 +26,7 @@ type serverFlag struct {
 type session struct {
 	conn *control.Conn
 	srv  identity.Server
+	key  ed25519.PrivateKey
 }
 
 // connectOptions are the knobs of connect.
@@ -61,7 +62,18 @@ func (g *Globals) connect(ctx context.Context, serverURL string, co connectOptio
 			g.Logger.Warn("could not record the server id", "server", srv.URL, "err", err)
 		}
 	}
-	return &session{conn: conn, srv: *srv}, nil
+	return &session{conn: conn, srv: *srv, key: key}, nil
+}
+
+// redial logs in again to the server of s, with the same key, pin and
+// options, and returns the new session (tail's reconnection).
+func (g *Globals) redial(ctx context.Context, s *session, co connectOptions) (*session, error) {
+	srv := s.srv
+	conn, err := g.dial(ctx, &srv, s.key, co)
+	if err != nil {
+		return nil, err
+	}
+	return &session{conn: conn, srv: srv, key: s.key}, nil
 }
 
 // dial logs in to srv with key.

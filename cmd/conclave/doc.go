@@ -23,5 +23,8 @@
 // Verbs that talk to a server log in through package control with the
 // session handle cli-<pid> (tail: --as), pinned to the server id recorded
 // by register; --server (or $CONCLAVE_SERVER) picks the registration and
-// may be left out when there is exactly one.
+// may be left out when there is exactly one. tail keeps its
+// connection: it reconnects after a loss that may heal (with backoff) and
+// resumes from the last sequence number it printed; docs/CLI.md describes
+// it, and the output of the administration verbs.
 package main

@@ -33,8 +33,16 @@ func (c *JoinCmd) Run(ctx context.Context, g *Globals) error {
 	if err := protocol.CheckName(c.Channel); err != nil {
 		return fmt.Errorf("invalid channel name %q: %w", c.Channel, err)
 	}
-	f := &protocol.Frame{Type: protocol.TJoin, Channel: c.Channel, Token: c.Token}
-	_, srv, err := g.oneShot(ctx, c.Server, f, protocol.TJoined)
+	s, err := g.connect(ctx, c.Server, connectOptions{})
+	if err != nil {
+		return err
+	}
+	defer s.conn.Close()
+	srv := &s.srv
+	r, err := s.request(ctx, &protocol.Frame{Type: protocol.TJoin, Channel: c.Channel, Token: c.Token})
+	if err == nil {
+		_, err = expect(r, protocol.TJoined)
+	}
 	if err != nil {
 		return fmt.Errorf("join rejected: %w", err)
 	}

@@ -2,10 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/alecthomas/kong"
+	"github.com/coder/websocket"
+
+	"github.com/conclave/conclave/control"
+	"github.com/conclave/conclave/identity"
 	"github.com/conclave/conclave/protocol"
 )
 
@@ -56,5 +67,229 @@ func TestTailerJSON(t *testing.T) {
 		`{"kind":"whisper","from":"b/m/s","target":"me/m/t","body":"<x>","ts_ms":1800}` + "\n"
 	if got := out.String(); got != want {
 		t.Errorf("tail --json printed\n%s\nwant\n%s", got, want)
+	}
+}
+
+// scriptServer is a stand-in server for tail's unit tests: it answers the
+// handshake without checking the signature and hands the n-th connection
+// (from 0) to script.
+type scriptServer struct {
+	url    string
+	script func(ctx context.Context, n int, c *scriptConn)
+	conns  atomic.Int32
+}
+
+type scriptConn struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+const scriptServerID = "script-server-id"
+
+func newScriptServer(t *testing.T, script func(ctx context.Context, n int, c *scriptConn)) *scriptServer {
+	s := &scriptServer{script: script}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(control.ServerIDHeader, scriptServerID)
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		c := &scriptConn{t: t, ws: ws}
+		hello := c.read(ctx)
+		c.send(ctx, &protocol.Frame{Type: protocol.TChallenge, Nonce: make([]byte, protocol.NonceSize), ServerID: scriptServerID})
+		c.read(ctx) // auth
+		no := false
+		c.send(ctx, &protocol.Frame{Type: protocol.TEstablished, Path: "alice/wa/" + hello.Session, Admin: &no, ServerID: scriptServerID})
+		s.script(ctx, int(s.conns.Add(1))-1, c)
+	}))
+	t.Cleanup(ts.Close)
+	s.url = "ws" + strings.TrimPrefix(ts.URL, "http")
+	return s
+}
+
+func (c *scriptConn) read(ctx context.Context) *protocol.Frame {
+	_, data, err := c.ws.Read(ctx)
+	if err != nil {
+		return &protocol.Frame{}
+	}
+	f, err := protocol.Decode(data)
+	if err != nil {
+		c.t.Errorf("client sent %q: %v", data, err)
+		return &protocol.Frame{}
+	}
+	return f
+}
+
+// send writes frames as one message.
+func (c *scriptConn) send(ctx context.Context, frames ...*protocol.Frame) {
+	var lines [][]byte
+	for _, f := range frames {
+		lines = append(lines, protocol.MustEncode(f))
+	}
+	c.ws.Write(ctx, websocket.MessageText, bytes.Join(lines, []byte("\n")))
+}
+
+// expect reads a request of type typ and checks it with check.
+func (c *scriptConn) expect(ctx context.Context, typ string, check func(f *protocol.Frame) bool) *protocol.Frame {
+	f := c.read(ctx)
+	if f.Type != typ || (check != nil && !check(f)) {
+		c.t.Errorf("client sent %s, want a %s request that passes the check", protocol.MustEncode(f), typ)
+	}
+	return f
+}
+
+// drop ends the session with a drop reason, as the server does.
+func (c *scriptConn) drop(ctx context.Context, reason string) {
+	c.send(ctx, &protocol.Frame{Type: protocol.TError, Code: protocol.CodeUnauthorized, Message: reason})
+	c.ws.Close(websocket.StatusPolicyViolation, "")
+}
+
+func msg(seq uint64) protocol.HistoryMessage {
+	return protocol.HistoryMessage{Seq: seq, From: "bob/wb/s", TsMs: 1000 + int64(seq), Body: str(fmt.Sprint("m", seq))}
+}
+
+func live(seq uint64) *protocol.Frame {
+	return &protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "bob/wb/s", Body: str(fmt.Sprint("m", seq)), TsMs: 1000 + int64(seq), Seq: seq}
+}
+
+func afterSeq(n uint64) func(f *protocol.Frame) bool {
+	return func(f *protocol.Frame) bool {
+		return f.AfterSeq != nil && *f.AfterSeq == n && f.SinceMs == nil && f.Channel == "ops"
+	}
+}
+
+// runTail runs `tail --channel ops` with args against the script server
+// and returns stdout, stderr and the error.
+func runTail(t *testing.T, s *scriptServer, args ...string) (string, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, _, _, err := identity.LoadOrCreateKey(dir, "wa"); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, dir, fmt.Sprintf("[[servers]]\nurl = %q\nusername = \"alice\"\nmachine = \"wa\"\nserver_id = %q\n", s.url, scriptServerID))
+	var out, errOut bytes.Buffer
+	var cli CLI
+	parser, err := kong.New(&cli, kong.Exit(func(int) { t.Fatal("kong exited") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse(append([]string{"tail", "--channel", "ops", "--as", "t"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g := &Globals{Stdout: &out, Stderr: &errOut, Logger: slog.New(slog.DiscardHandler), Version: "test", configDirFlag: dir}
+	err = cli.Tail.Run(ctx, g)
+	return out.String(), errOut.String(), err
+}
+
+// TestTailFillsBeforeTheFirstLiveMessage: a post reaches subscribers
+// before it is readable from the history, so the first history read after
+// a join may miss posts older than the first live delivery. tail reads
+// the history again until it holds that delivery, then prints in order.
+func TestTailFillsBeforeTheFirstLiveMessage(t *testing.T) {
+	t.Parallel()
+	reads := 0
+	s := newScriptServer(t, func(ctx context.Context, n int, c *scriptConn) {
+		j := c.expect(ctx, protocol.TJoin, func(f *protocol.Frame) bool { return f.Channel == "ops" })
+		// seq 10 was posted right after the join; 8 just before it, and
+		// neither is readable yet.
+		c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops"}, live(10))
+		r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool { return f.SinceMs != nil && f.AfterSeq == nil })
+		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(6)}, NextSeq: 6})
+		for {
+			r := c.expect(ctx, protocol.TReadSince, afterSeq(6))
+			if r.Type == "" {
+				return
+			}
+			if reads++; reads < 3 {
+				c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", NextSeq: 6})
+				continue
+			}
+			c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(8), msg(10)}, NextSeq: 10},
+				live(11))
+			break
+		}
+		c.drop(ctx, protocol.ReasonSuperseded)
+	})
+	out, errOut, err := runTail(t, s, "--since", "1h")
+	want := "tailing #ops as alice/wa/t — Ctrl-C to stop\n[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n[ops] bob/wb/s: m10\n[ops] bob/wb/s: m11\n"
+	if out != want || reads != 3 {
+		t.Errorf("tail printed (after %d reads)\n%s\nwant\n%s", reads, out, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "superseded") || errOut != "" {
+		t.Errorf("tail ended with %v, stderr %q; want the drop reason as its error", err, errOut)
+	}
+}
+
+// TestTailReconnects: a session dropped for a reason that does not last
+// (here the idle timeout) is reconnected; tail joins again, catches up
+// after the last seq it printed, skips live deliveries it has printed, and
+// follows a rename.
+func TestTailReconnects(t *testing.T) {
+	t.Parallel()
+	s := newScriptServer(t, func(ctx context.Context, n int, c *scriptConn) {
+		j := c.expect(ctx, protocol.TJoin, func(f *protocol.Frame) bool { return f.Channel == map[int]string{0: "ops", 1: "ops2"}[n] })
+		c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: j.Channel})
+		switch n {
+		case 0:
+			c.send(ctx, live(5), &protocol.Frame{Type: protocol.TRenamed, Channel: "ops", NewName: "ops2"})
+			c.drop(ctx, protocol.ReasonIdle)
+		case 1:
+			r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool {
+				return f.Channel == "ops2" && f.AfterSeq != nil && *f.AfterSeq == 5
+			})
+			m7 := msg(7)
+			c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops2", Messages: []protocol.HistoryMessage{msg(6), m7}, NextSeq: 7})
+			l7, l8 := live(7), live(8)
+			l7.Channel, l8.Channel = "ops2", "ops2"
+			c.send(ctx, l7, l8)
+			// the first live message is already in the history: no second read
+			c.send(ctx, &protocol.Frame{Type: protocol.TUnsubscribed, Channel: "ops2", Reason: "kicked from the channel by carol"})
+		}
+	})
+	start := time.Now()
+	out, errOut, err := runTail(t, s)
+	want := "tailing #ops as alice/wa/t — Ctrl-C to stop\n[ops] bob/wb/s: m5\n[ops2] bob/wb/s: m6\n[ops2] bob/wb/s: m7\n[ops2] bob/wb/s: m8\n"
+	if out != want {
+		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
+	}
+	if err == nil || err.Error() != "unsubscribed from #ops2: kicked from the channel by carol" {
+		t.Errorf("tail ended with %v", err)
+	}
+	wantErr := "#ops was renamed to #ops2; still tailing\n" +
+		"⚠ connection to " + s.url + " lost: server ended the session: unauthorized: idle timeout: no heartbeat — reconnecting (Ctrl-C to stop)\n" +
+		"✓ reconnected; resuming #ops2\n"
+	if errOut != wantErr {
+		t.Errorf("stderr\n%s\nwant\n%s", errOut, wantErr)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("reconnected after %v, before the 1 s backoff", d)
+	}
+}
+
+// TestTailRereadsWhenQuiet: with no live message to wait for, tail reads
+// the history once more shortly after a join, so that a post that was not
+// yet readable at the first read is not held back until the next post.
+func TestTailRereadsWhenQuiet(t *testing.T) {
+	t.Parallel()
+	s := newScriptServer(t, func(ctx context.Context, n int, c *scriptConn) {
+		j := c.expect(ctx, protocol.TJoin, nil)
+		c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops"})
+		r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool { return f.SinceMs != nil })
+		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(6)}, NextSeq: 6})
+		r = c.expect(ctx, protocol.TReadSince, afterSeq(6))
+		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(8)}, NextSeq: 8})
+		c.drop(ctx, protocol.ReasonMachineGone)
+	})
+	out, _, err := runTail(t, s, "--since", "2026-01-01")
+	if want := "tailing #ops as alice/wa/t — Ctrl-C to stop\n[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n"; out != want {
+		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), protocol.ReasonMachineGone) {
+		t.Errorf("tail ended with %v, want the drop reason", err)
 	}
 }

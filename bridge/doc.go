@@ -1,0 +1,84 @@
+// Package bridge is conclave inside Claude Code: an MCP server on stdio
+// (mark3labs/mcp-go) that keeps one reconnecting link per registered
+// conclave server, turns inbound channel messages and whispers into
+// notifications/claude/channel pushes, and gives the agent tools to join,
+// read, reply and administer. SPEC.md §6 is its contract.
+//
+// # Entry points
+//
+// [New] checks the [Options] (machine key, config.toml, the --server
+// subset, --as, --join) and builds a [Bridge]; [Bridge.Serve] speaks MCP
+// on the given stdin/stdout until stdin ends or ctx is cancelled. Only one
+// Bridge may Serve per process: mcp-go's stdio session is a package-level
+// singleton.
+//
+// # What the model sees
+//
+// Each inbound message becomes one notifications/claude/channel with
+// string-valued meta server, channel (channel messages only), from and
+// kind ("channel" or "whisper"), and content = an untrusted-data preamble,
+// the wording of the scope's permission level, a blank line and the body
+// XML-escaped. Claude Code renders it as
+// <channel source="conclave" server=… channel=… from=… kind=…>content</channel>.
+// Link notices (kind "link"), server errors nobody waits for (kind
+// "error"), unsubscribed/renamed notices and permission relays use the
+// same method. Joining is silent.
+//
+// # Ordering and delivery
+//
+// Every notification goes through one outbox: an unbounded FIFO drained
+// by one goroutine that starts half a second after the client's
+// notifications/initialized and retries while mcp-go's 100-slot queue is
+// full, so nothing is dropped and each link's deliveries keep the order
+// the server sent them in. tools/list_changed goes through it too.
+//
+// # Links
+//
+// Each selected server gets a link goroutine that dials with the current
+// session handle, claims the server id (a second URL for the same server
+// is disabled), re-joins every joined channel and --join channel, and
+// drains deliveries until the connection ends; then it backs off
+// (200 ms doubling to 30 s, reset only after 30 s of uptime) and dials
+// again. Three drops in a row within 30 s of connecting trip the flapping
+// breaker: a defaulted handle renames itself (dir-2, dir-3, …), an
+// explicit --as is diagnosed once and then kept quiet.
+//
+// # Choices where SPEC.md and behaviour.md are silent
+//
+//   - Same-server detection: control.Dial does not expose the 101
+//     response's x-conclave-server-id, so a link claims the id its
+//     connection reports ([control.Conn.ServerID], the challenge's id,
+//     which control checks equals the header). Registrations pinned to the
+//     same server_id are caught before any dial. For an unpinned
+//     registration in a bridge with several servers, the first dial logs
+//     in under a throwaway handle (probe-PID-N) only to learn the id, so
+//     that a duplicate never supersedes the canonical link's session.
+//   - Tool calls are correlated by request id (control), not by a FIFO.
+//   - catch_up keeps a per-channel watermark (a seq). Live deliveries
+//     advance it only while nothing can have been missed: an outage, or a
+//     catch_up that has not reached the end, freezes it until a catch_up
+//     reaches the end. Without a watermark catch_up reads the whole
+//     retained window. Multi-line bodies are indented in its result so a
+//     body cannot forge a line of its own.
+//   - The emit budget counts per server and channel, and per server and
+//     whisper target, over a sliding minute. Only messages the server
+//     accepted count; a call refused by the budget sends nothing.
+//   - unsubscribed and renamed notices use kind "unsubscribed" and
+//     "renamed" with the channel in meta; a failed --join or re-join is a
+//     kind "error" notice. A renamed channel keeps its permission level.
+//   - An id-less error frame with code unauthorized is the server dropping
+//     the session: its reason goes into the Disconnected notice rather
+//     than a notice of its own.
+//   - A call to a link that will not dial again within 10 s fails at
+//     once; otherwise it waits up to 10 s for the link.
+//   - A tool hidden by the filter is still callable (mcp-go enforces the
+//     filter on tools/call too; [Bridge] passes a single-tool call
+//     through), so refusals are always isError results.
+//
+// # Concurrency
+//
+// Tool calls run on mcp-go's worker goroutines and talk to a link's
+// current [control.Conn] directly (replies are matched by id). Locks: the
+// tools mutex of [Bridge] may be held while taking a link's or the
+// policy's mutex; those two are never held together.
+package bridge

@@ -1,0 +1,510 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/conclave/conclave/control"
+	"github.com/conclave/conclave/identity"
+	"github.com/conclave/conclave/protocol"
+)
+
+// Link timing (behaviour.md §4.7, SPEC.md §6).
+const (
+	backoffBase  = 200 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	stableUptime = 30 * time.Second // uptime that resets the backoff and the breaker
+	keepalive    = 20 * time.Second
+	callWait     = 10 * time.Second // how long a tool call waits for a link
+	flapTrips    = 3                // rapid drops in a row that trip the breaker
+)
+
+// linkState is where a link is in its life.
+type linkState int
+
+const (
+	stateConnecting linkState = iota // dialling
+	stateUp                          // connected and authenticated
+	stateDown                        // waiting to dial again
+	stateDisabled                    // a duplicate URL: stopped for good
+)
+
+// watermark is catch_up's position in one channel: everything up to seq
+// has been seen. synced says live deliveries may advance it (no outage or
+// unfinished catch_up since).
+type watermark struct {
+	seq    uint64
+	synced bool
+}
+
+// link is the bridge's connection to one server: it dials, re-dials with
+// backoff and routes what the server sends. Its methods are safe for
+// concurrent use; run is its one goroutine.
+type link struct {
+	b   *Bridge
+	url string
+	log *slog.Logger
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	pin       string // the server id dials are pinned to ("" = none yet)
+	state     linkState
+	conn      *control.Conn // while up
+	changed   chan struct{} // closed and replaced at every state change
+	everUp    bool
+	lastErr   error     // why the last dial failed or the connection ended
+	retryAt   time.Time // next dial, while down
+	admin     bool      // the server's last established said admin:true
+	canonical string    // while disabled: the URL this one duplicates
+	joined    map[string]bool
+	autoJoin  []string // --join channels, in order; dropped after unsubscribed
+	marks     map[string]*watermark
+}
+
+func newLink(b *Bridge, url, pin string) *link {
+	return &link{
+		b: b, url: url, pin: pin,
+		log:     b.log.With("server", url),
+		changed: make(chan struct{}),
+		joined:  make(map[string]bool),
+		marks:   make(map[string]*watermark),
+	}
+}
+
+func (l *link) setStateLocked(s linkState) {
+	l.state = s
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// backoff is the redial delay: 200 ms doubling to 30 s.
+type backoff struct{ next time.Duration }
+
+func (b *backoff) delay() time.Duration {
+	if b.next == 0 {
+		b.next = backoffBase
+	}
+	d := b.next
+	b.next = min(2*b.next, backoffMax)
+	return d
+}
+
+func (b *backoff) reset() { b.next = 0 }
+
+// flapper is the flapping breaker's state (behaviour.md §4.8); only run
+// touches it.
+type flapper struct {
+	rapid        int  // drops in a row within stableUptime of connecting
+	quiet        bool // an explicit handle was diagnosed: no more drop notices
+	disconnected bool // a Disconnected notice is out and not yet answered
+}
+
+// run dials, serves and re-dials until ctx ends or the link turns out to
+// be a duplicate.
+func (l *link) run(ctx context.Context) {
+	var bo backoff
+	var fl flapper
+	var rejoins sync.WaitGroup // each ends soon after its connection closes
+	defer rejoins.Wait()
+	for ctx.Err() == nil {
+		name, gen := l.b.handle.current()
+		l.mu.Lock()
+		pin := l.pin
+		l.mu.Unlock()
+		if pin == "" && len(l.b.activeLinks()) > 1 {
+			// Learn the server's id before logging in with the real
+			// handle: if another URL reaches the same server, logging in
+			// would supersede that link's session.
+			id, err := l.probe(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				if !l.retry(ctx, &bo, err) {
+					return
+				}
+				continue
+			}
+			if canonical, dup := l.b.claim(id, l.url); dup {
+				l.disable(canonical, id)
+				return
+			}
+			pin = id
+			l.mu.Lock()
+			l.pin = id
+			l.mu.Unlock()
+		}
+		conn, err := control.Dial(ctx, &control.Options{
+			URL:            l.url,
+			Key:            l.b.opts.Key,
+			Session:        name,
+			PinnedServerID: pin,
+			ClientName:     l.b.clientName,
+			Keepalive:      keepalive,
+			Logger:         l.log,
+		})
+		if ctx.Err() != nil {
+			if conn != nil {
+				conn.Close()
+			}
+			return
+		}
+		if err != nil {
+			if !l.retry(ctx, &bo, err) {
+				return
+			}
+			continue
+		}
+		if canonical, dup := l.b.claim(conn.ServerID(), l.url); dup {
+			conn.Close()
+			l.disable(canonical, conn.ServerID())
+			return
+		}
+		upAt := time.Now()
+		if channels := l.up(conn, &fl); len(channels) > 0 {
+			rejoins.Go(func() { l.rejoin(conn, channels) })
+		}
+		l.pump(ctx, conn)
+		uptime := time.Since(upAt)
+		cause := conn.Err()
+		conn.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		if uptime >= stableUptime {
+			bo.reset()
+		}
+		d := bo.delay()
+		l.log.Info("connection lost; reconnecting", "err", cause, "uptime", uptime.Round(time.Millisecond), "retry_in", d)
+		l.setDown(cause, d)
+		l.dropped(cause, uptime, gen, &fl)
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// retry records a failed dial and waits out the backoff; it reports
+// whether ctx is still alive.
+func (l *link) retry(ctx context.Context, bo *backoff, err error) bool {
+	d := bo.delay()
+	l.log.Warn("connect failed; retrying", "err", err, "retry_in", d)
+	l.setDown(err, d)
+	return sleep(ctx, d)
+}
+
+// probe logs in under a throwaway handle, only to learn the server's id,
+// and logs out again.
+func (l *link) probe(ctx context.Context) (string, error) {
+	conn, err := control.Dial(ctx, &control.Options{
+		URL:        l.url,
+		Key:        l.b.opts.Key,
+		Session:    fmt.Sprintf("probe-%d-%d", os.Getpid(), l.b.probes.Add(1)),
+		ClientName: l.b.clientName,
+		Logger:     l.log,
+	})
+	if err != nil {
+		return "", err
+	}
+	conn.Close()
+	return conn.ServerID(), nil
+}
+
+// setDown records a failed dial or a lost connection.
+func (l *link) setDown(err error, retryIn time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conn = nil
+	l.lastErr = err
+	l.retryAt = time.Now().Add(retryIn)
+	for _, m := range l.marks {
+		m.synced = false // messages may be missed until the next catch_up
+	}
+	l.setStateLocked(stateDown)
+}
+
+// up records a new connection and tells the session if it had been told
+// of an outage. It returns the channels to join again.
+func (l *link) up(conn *control.Conn, fl *flapper) []string {
+	l.mu.Lock()
+	l.pin = conn.ServerID()
+	l.conn = conn
+	l.everUp = true
+	l.lastErr = nil
+	l.admin = conn.Admin()
+	channels := l.rejoinListLocked()
+	l.setStateLocked(stateUp)
+	l.mu.Unlock()
+	l.log.Info("connected", "session", conn.Path(), "admin", conn.Admin())
+	if fl.disconnected {
+		fl.disconnected = false
+		l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+			"Reconnected to "+code(l.url)+" as "+code(xmlEscape(conn.Path()))+
+				"; your channels are being re-joined. Call catch_up on them to read what was posted while the link was down."))
+	}
+	l.b.refreshTools()
+	return channels
+}
+
+// rejoinListLocked is every joined channel and every --join channel, once
+// each, --join ones first in flag order.
+func (l *link) rejoinListLocked() []string {
+	out := slices.Clone(l.autoJoin)
+	var rest []string
+	for ch := range l.joined {
+		if !slices.Contains(out, ch) {
+			rest = append(rest, ch)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+// rejoin joins channels on conn. Successes are silent; a refusal drops the
+// channel from the joined set and tells the session; a lost connection
+// ends it (the next connection re-joins).
+func (l *link) rejoin(conn *control.Conn, channels []string) {
+	ctx := context.Background()
+	for _, ch := range channels {
+		r, err := conn.Request(ctx, &protocol.Frame{Type: protocol.TJoin, Channel: ch})
+		if err == nil && r.Type != protocol.TJoined {
+			err = fmt.Errorf("unexpected reply %s", r.Type)
+		}
+		var pe *protocol.Error
+		switch {
+		case err == nil:
+			l.mu.Lock()
+			l.joined[ch] = true
+			l.mu.Unlock()
+			l.b.refreshTools()
+		case errors.As(err, &pe):
+			l.mu.Lock()
+			wasJoined := l.joined[ch]
+			delete(l.joined, ch)
+			l.mu.Unlock()
+			l.log.Warn("join refused", "channel", ch, "err", err)
+			what := "--join " + code(xmlEscape(ch))
+			if wasJoined {
+				what = "re-joining " + code(xmlEscape(ch))
+			}
+			l.b.out.push(methodChannel, notice(l.url, kindError, ch,
+				what+" on "+code(l.url)+" failed: "+xmlEscape(pe.Error())))
+			l.b.refreshTools()
+		default:
+			l.log.Debug("re-join interrupted", "channel", ch, "err", err)
+			return
+		}
+	}
+}
+
+// pump routes the connection's unprompted frames until it ends or ctx
+// does.
+func (l *link) pump(ctx context.Context, conn *control.Conn) {
+	events := conn.Events()
+	for {
+		select {
+		case f, ok := <-events:
+			if !ok {
+				return
+			}
+			l.event(f)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// event handles one unprompted frame: a delivery, a notice, or an error
+// nobody waits for.
+func (l *link) event(f *protocol.Frame) {
+	switch f.Type {
+	case protocol.TChannelMsg:
+		l.mu.Lock()
+		m := l.marks[f.Channel]
+		if m == nil {
+			l.marks[f.Channel] = &watermark{seq: f.Seq, synced: true}
+		} else if m.synced {
+			m.seq = max(m.seq, f.Seq)
+		}
+		l.mu.Unlock()
+		level := l.b.policy.channel(l.url, f.Channel)
+		if level == identity.Mute {
+			return
+		}
+		body, sealed := deliveryBody(f)
+		m2 := &inbound{server: l.url, channel: f.Channel, from: f.From, body: body, sealed: sealed, level: level}
+		l.b.out.push(methodChannel, m2.notification())
+	case protocol.TWhisper:
+		level := l.b.policy.whisper(l.url)
+		if level == identity.Mute {
+			return
+		}
+		body, sealed := deliveryBody(f)
+		m := &inbound{server: l.url, from: f.From, body: body, sealed: sealed, level: level}
+		l.b.out.push(methodChannel, m.notification())
+	case protocol.TUnsubscribed:
+		l.mu.Lock()
+		delete(l.joined, f.Channel)
+		l.autoJoin = slices.DeleteFunc(l.autoJoin, func(c string) bool { return c == f.Channel })
+		l.mu.Unlock()
+		reason := f.Reason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		l.b.out.push(methodChannel, notice(l.url, kindUnsubscribed, f.Channel,
+			"You are no longer in "+code(xmlEscape(f.Channel))+" on "+code(l.url)+": "+xmlEscape(reason)+
+				". The bridge will not re-join it (not even for --join) until it restarts; join_channel joins it again if you still may."))
+		l.b.refreshTools()
+	case protocol.TRenamed:
+		if f.NewName == "" {
+			return
+		}
+		l.mu.Lock()
+		if l.joined[f.Channel] {
+			delete(l.joined, f.Channel)
+			l.joined[f.NewName] = true
+		}
+		for i, c := range l.autoJoin {
+			if c == f.Channel {
+				l.autoJoin[i] = f.NewName
+			}
+		}
+		if m, ok := l.marks[f.Channel]; ok {
+			delete(l.marks, f.Channel)
+			l.marks[f.NewName] = m
+		}
+		l.mu.Unlock()
+		l.b.policy.rename(l.url, f.Channel, f.NewName)
+		l.b.out.push(methodChannel, notice(l.url, kindRenamed, f.NewName,
+			code(xmlEscape(f.Channel))+" on "+code(l.url)+" was renamed to "+code(xmlEscape(f.NewName))+
+				"; the bridge follows it (use the new name from now on)."))
+		l.b.refreshTools()
+	case protocol.TError:
+		if f.Code == protocol.CodeUnauthorized {
+			// The server is dropping this session; the reason comes with
+			// the Disconnected notice.
+			return
+		}
+		l.b.out.push(methodChannel, notice(l.url, kindError, "",
+			"the server at "+code(l.url)+" reported an error: "+xmlEscape(string(f.Code)+": "+f.Message)))
+	}
+}
+
+// dropped applies the flapping breaker to a lost connection and sends the
+// notice it calls for, if any.
+func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) {
+	if uptime < stableUptime {
+		fl.rapid++
+	} else {
+		fl.rapid = 0
+		fl.quiet = false
+	}
+	reason := "connection lost"
+	if cause != nil {
+		reason = cause.Error()
+	}
+	if fl.rapid >= flapTrips && !fl.quiet {
+		fl.rapid = 0
+		if l.b.handle.explicit {
+			fl.quiet = true
+			name, _ := l.b.handle.current()
+			l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+				"The link to "+code(l.url)+" keeps dropping right after connecting ("+xmlEscape(reason)+
+					"). Another live session probably uses the same handle "+code(xmlEscape(name))+
+					", and each connection supersedes the other. Start one of them with a distinct `--as HANDLE`. "+
+					"The bridge keeps reconnecting but reports no more drops until the link is stable."))
+			return
+		}
+		if old, renamed, ok := l.b.handle.rename(gen); ok {
+			l.log.Warn("handle renamed after repeated drops", "old", old, "new", renamed)
+			l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+				"The link to "+code(l.url)+" kept dropping right after connecting: another session (probably in the same directory) "+
+					"uses the handle "+code(xmlEscape(old))+". This session now uses the handle "+code(xmlEscape(renamed))+
+					"; start the bridge with `--as HANDLE` to pin a name of your own."))
+		}
+		return
+	}
+	if fl.quiet || fl.disconnected {
+		return
+	}
+	fl.disconnected = true
+	l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+		"Disconnected from "+code(l.url)+": "+xmlEscape(reason)+
+			". The bridge is reconnecting; messages posted meanwhile are not delivered live, and tool calls to this server fail until it is back."))
+}
+
+// disable stops a link that reached the same server as another URL.
+func (l *link) disable(canonical, serverID string) {
+	l.mu.Lock()
+	l.canonical = canonical
+	l.conn = nil
+	l.joined = map[string]bool{}
+	l.autoJoin = nil
+	l.admin = false
+	l.setStateLocked(stateDisabled)
+	l.mu.Unlock()
+	l.log.Warn("duplicate server URL disabled", "canonical", canonical, "server_id", serverID)
+	l.b.out.push(methodChannel, notice(l.url, kindLink, "", duplicateText(l.url, canonical)))
+	l.b.refreshTools()
+}
+
+func duplicateText(url, canonical string) string {
+	return code(url) + " is the same server as " + code(canonical) + ", so the link to " + code(url) +
+		" is disabled. Use server " + code(canonical) + " instead."
+}
+
+// disabled reports whether the link is a disabled duplicate.
+func (l *link) disabled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state == stateDisabled
+}
+
+// await returns the link's connection, waiting up to callWait while it
+// connects. It fails at once for a link that will not dial again within
+// that time.
+func (l *link) await(ctx context.Context) (*control.Conn, error) {
+	deadline := time.Now().Add(callWait)
+	timer := time.NewTimer(callWait)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		state, conn, changed, lastErr := l.state, l.conn, l.changed, l.lastErr
+		everUp, canonical, retryAt := l.everUp, l.canonical, l.retryAt
+		l.mu.Unlock()
+		switch state {
+		case stateUp:
+			return conn, nil
+		case stateDisabled:
+			return nil, errors.New(duplicateText(l.url, canonical))
+		case stateDown:
+			if retryAt.After(deadline) {
+				return nil, l.downErr(everUp, lastErr)
+			}
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return nil, l.downErr(everUp, lastErr)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (l *link) downErr(everUp bool, lastErr error) error {
+	why := ""
+	if lastErr != nil {
+		why = " (" + lastErr.Error() + ")"
+	}
+	if !everUp {
+		return fmt.Errorf("not connected to %s yet%s; the bridge keeps trying — retry in a moment", code(l.url), why)
+	}
+	return fmt.Errorf("the link to %s is down%s; the bridge is reconnecting — retry in a moment", code(l.url), why)
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/conclave/conclave/bridge"
+)
+
+// BridgeCmd runs the MCP stdio server that Claude Code starts:
+//
+//	claude mcp add --scope local conclave -- conclave bridge --join ops
+type BridgeCmd struct {
+	Server []string `name:"server" sep:"none" placeholder:"URL" help:"Connect only to this registered server (repeatable; default: every registered server)."`
+	As     string   `name:"as" placeholder:"HANDLE" help:"This session's handle, never renamed (default: the working directory's name, which renames itself to NAME-2, NAME-3… if another session holds it)."`
+	Join   []string `name:"join" sep:"none" placeholder:"CHANNEL|URL#CHANNEL" help:"Join this channel as soon as the server is connected and after every reconnect (repeatable; URL#CHANNEL when several servers are registered)."`
+}
+
+// Run speaks MCP on stdin/stdout until stdin ends or a signal arrives.
+// stdout carries only JSON-RPC: os.Stdout is pointed at stderr so that no
+// stray print can corrupt it.
+func (c *BridgeCmd) Run(ctx context.Context, g *Globals) error {
+	dir, cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	key, err := g.loadKey(dir)
+	if err != nil {
+		return err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		cwd = ""
+	}
+	b, err := bridge.New(&bridge.Options{
+		Key:           key,
+		Config:        cfg,
+		Servers:       c.Server,
+		Handle:        c.As,
+		DefaultHandle: bridge.DefaultHandle(cwd),
+		Joins:         c.Join,
+		Version:       g.Version,
+		Logger:        g.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	proto := g.Stdout
+	if proto == os.Stdout {
+		os.Stdout = os.Stderr
+	}
+	return b.Serve(ctx, os.Stdin, proto)
+}

@@ -1,0 +1,80 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/conclave/conclave/identity"
+	"github.com/conclave/conclave/protocol"
+)
+
+// Reconnect delays of [Backoff]'s zero value.
+const (
+	DefaultBackoffMin = time.Second
+	DefaultBackoffMax = 30 * time.Second
+)
+
+// Reconnectable reports whether a connection that ended with err (what
+// [Conn.Err] returns), or a [Dial] that failed with err, is worth trying
+// again later.
+//
+// Worth retrying: a lost or refused transport, a timeout, an HTTP answer
+// other than the upgrade (a server still starting answers 503), and the
+// server's own temporary reasons — "server shutting down" (it is
+// restarting), "idle timeout: no heartbeat", a slow-consumer drop,
+// "handshake timed out", and `internal` refusals.
+//
+// Not worth retrying: any other refusal or drop by the server (a session
+// superseded by a newer one, a revoked machine key, a removed user, a
+// refused signature or key), a server that presents another id than the
+// pinned one, a Conn closed by this side ([ErrClosed]) and a cancelled
+// context.
+func Reconnectable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) || errors.Is(err, identity.ErrServerIDMismatch) {
+		return false
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == protocol.CodeInternal, pe.Code == protocol.CodeRateLimited:
+			return true
+		case pe.Message == protocol.ReasonShutdown, pe.Message == protocol.ReasonIdle,
+			pe.Message == protocol.ReasonSlowConsumer, pe.Message == protocol.ReasonHandshake:
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+// Backoff yields the delays between reconnection attempts: Min (default
+// 1 s) at first, then twice the previous delay, at most Max (default
+// 30 s). Its zero value is ready to use; it is not safe for concurrent use.
+type Backoff struct {
+	Min, Max time.Duration
+	next     time.Duration
+}
+
+// Next returns the delay before the next attempt.
+func (b *Backoff) Next() time.Duration {
+	lo, hi := b.Min, b.Max
+	if lo <= 0 {
+		lo = DefaultBackoffMin
+	}
+	if hi < lo {
+		hi = max(DefaultBackoffMax, lo)
+	}
+	if b.next < lo {
+		b.next = lo
+	}
+	d := b.next
+	b.next = min(2*b.next, hi)
+	return d
+}
+
+// Reset starts the sequence again at Min, after a successful connection.
+func (b *Backoff) Reset() { b.next = 0 }

@@ -1,0 +1,68 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/identity"
+	"github.com/conclave/conclave/protocol"
+)
+
+func TestReconnectable(t *testing.T) {
+	drop := func(msg string) error {
+		return fmt.Errorf("server ended the session: %w", &protocol.Error{Code: protocol.CodeUnauthorized, Message: msg})
+	}
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("connect to ws://h:1: dial tcp 127.0.0.1:1: connect: connection refused"), true},
+		{errors.New("the server closed the connection (status 1008): slow consumer: outbound queue overflowed"), true},
+		{&TimeoutError{After: time.Second, Op: "waiting for a keepalive pong"}, true},
+		{fmt.Errorf("%w: %w", ErrNoResponse, errors.New("connection to ws://h lost: EOF")), true},
+		{drop(protocol.ReasonShutdown), true},
+		{drop(protocol.ReasonIdle), true},
+		{&protocol.Error{Code: protocol.CodeUnauthorized, Message: protocol.ReasonShutdown}, true}, // refused handshake
+		{&protocol.Error{Code: protocol.CodeInternal, Message: "server is shutting down"}, true},
+		{drop(protocol.ReasonSuperseded), false},
+		{drop(protocol.ReasonMachineGone), false},
+		{drop(protocol.ReasonUserRemoved), false},
+		{drop("some reason a newer server invented"), false},
+		{&protocol.Error{Code: protocol.CodeUnauthorized, Message: "unknown machine key"}, false},
+		{&protocol.Error{Code: protocol.CodeNotFound, Message: `no such channel "ops"`}, false},
+		{fmt.Errorf("pin: %w", identity.ErrServerIDMismatch), false},
+		{ErrClosed, false},
+		{fmt.Errorf("connect: %w", context.Canceled), false},
+	}
+	for _, c := range cases {
+		if got := Reconnectable(c.err); got != c.want {
+			t.Errorf("Reconnectable(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	var b Backoff
+	var got []time.Duration
+	for range 8 {
+		got = append(got, b.Next())
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
+	for i := range want {
+		if got[i] != want[i]*time.Second {
+			t.Fatalf("delays %v, want %v seconds", got, want)
+		}
+	}
+	b.Reset()
+	if d := b.Next(); d != time.Second {
+		t.Errorf("after Reset: %v, want 1s", d)
+	}
+	small := Backoff{Min: 10 * time.Millisecond, Max: 25 * time.Millisecond}
+	if a, b2, c := small.Next(), small.Next(), small.Next(); a != 10*time.Millisecond || b2 != 20*time.Millisecond || c != 25*time.Millisecond {
+		t.Errorf("custom delays %v %v %v", a, b2, c)
+	}
+}
