@@ -31,14 +31,14 @@ type codec struct {
 
 // tailScan is the result of scanning the last segment.
 type tailScan struct {
-	seg      segmentFile
-	size     int64  // bytes of valid entries (the file size after repair)
-	count    uint64 // valid entries in the segment
-	last     []byte // payload of the last valid entry, nil if count == 0
+	seg   segmentFile
+	size  int64  // bytes of valid entries (the file size after repair)
+	count uint64 // valid entries in the segment
+	last  []byte // payload of the last valid entry, nil if count == 0
 	// lastDamaged is set when the last entry kept is a damaged record that
 	// a trusted snapshot covers (see Options.TrustedSeq).
 	lastDamaged bool
-	segments int    // number of segment files
+	segments    int // number of segment files
 }
 
 // scanTail parses the last segment and finds where its valid entries end.

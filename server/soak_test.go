@@ -285,6 +285,9 @@ func TestSoak(t *testing.T) {
 		defer bg.Done()
 		tick := time.NewTicker(time.Second / churnRate)
 		defer tick.Stop()
+		var inflight sync.WaitGroup
+		defer inflight.Wait()
+		sem := make(chan struct{}, 32)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -293,19 +296,24 @@ func TestSoak(t *testing.T) {
 			}
 			slot := rand.IntN(sessions)
 			mu.Lock()
-			c := live[slot]
+			c, ok := live[slot]
 			delete(live, slot)
 			mu.Unlock()
-			if c != nil {
+			if !ok {
+				continue // being replaced already
+			}
+			sem <- struct{}{}
+			inflight.Add(1)
+			go func(i int) {
+				defer func() { <-sem; inflight.Done() }()
 				retire(c, i%2 == 0)
-			}
-			if err := open(slot); err != nil {
-				select {
-				case churnErr <- err:
-				default:
+				if err := open(slot); err != nil {
+					select {
+					case churnErr <- err:
+					default:
+					}
 				}
-				return
-			}
+			}(i)
 		}
 	}()
 	go func() { // post every 1/postRate s from a random live session
