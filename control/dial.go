@@ -243,8 +243,8 @@ func (h *handshake) run(ctx context.Context) (*protocol.Frame, []*protocol.Frame
 		return nil, nil, fmt.Errorf("connect to %s: the server sent a bad challenge: %v", o.URL, err)
 	}
 	if h.headerID != "" && h.headerID != ch.ServerID {
-		return nil, nil, fmt.Errorf("connect to %s: the server's upgrade names id %s but its challenge names %s; refusing to authenticate",
-			o.URL, h.headerID, ch.ServerID)
+		return nil, nil, fmt.Errorf("connect to %s: the server's upgrade names id %s but its challenge names %s; refusing to authenticate: %w",
+			o.URL, h.headerID, ch.ServerID, identity.ErrServerIDMismatch)
 	}
 	// Check the pin before anything is signed: a signature is bound to
 	// the server id, but there is no reason to hand one to an impostor.

@@ -56,6 +56,7 @@ func FuzzOpenSegment(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzTrusted(t, b)
 		dir := t.TempDir()
 		seg := filepath.Join(dir, segmentName(1))
 		if err := os.WriteFile(seg, b, 0o600); err != nil {
@@ -91,4 +92,38 @@ func FuzzOpenSegment(f *testing.F) {
 			t.Fatalf("after Append: Verify = %d, %v; want %d", n2, err, n+1)
 		}
 	})
+}
+
+// fuzzTrusted opens the segment as a server does after loading a snapshot
+// that covers its first few records (Options.TrustedSeq): damage there is
+// kept rather than refused. Open must not panic, must report only the
+// documented errors, and a log it opens must take a record and open again.
+func fuzzTrusted(t *testing.T, b []byte) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := &Options{NoSync: true, TrustedSeq: uint64(len(b) % 5), TrustedHash: [32]byte{byte(len(b))}}
+	l, err := Open(dir, opts)
+	if err != nil {
+		if !sentinel(err) {
+			t.Fatalf("Open with TrustedSeq %d: undocumented error %v", opts.TrustedSeq, err)
+		}
+		return
+	}
+	last := l.LastSeq()
+	if _, err := l.Append([]Entry{{Actor: "a/b/c", Type: "t"}}); err != nil {
+		t.Fatalf("Append after Open with TrustedSeq %d: %v", opts.TrustedSeq, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir, opts)
+	if err != nil {
+		t.Fatalf("reopen after Append (TrustedSeq %d): %v", opts.TrustedSeq, err)
+	}
+	if l.LastSeq() != last+1 {
+		t.Fatalf("reopen: last seq %d, want %d", l.LastSeq(), last+1)
+	}
+	l.Close()
 }
