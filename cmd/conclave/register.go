@@ -14,7 +14,8 @@ import (
 // under it, creating the key if needed, then records the registration
 // (with the server's id, which later connections are pinned to).
 type RegisterCmd struct {
-	Username string `arg:"" help:"The username to claim."`
+	Username string `arg:"" optional:"" help:"The username to claim (with --existing: optional, checked against the server's answer)."`
+	Existing bool   `name:"existing" help:"This machine's key is already enrolled (machine add on another machine, or user add by a server admin): log in and record the registration instead of claiming a name."`
 	Server   string `name:"server" env:"CONCLAVE_SERVER" placeholder:"URL" help:"The server's URL (ws://host:port or wss://host); may be left out when exactly one server is registered."`
 	Machine  string `name:"machine" placeholder:"NAME" help:"This machine's name (default: the host name)."`
 }
@@ -36,7 +37,13 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 	if machine == "" {
 		machine = identity.DefaultMachineName()
 	}
+	if c.Username == "" && !c.Existing {
+		return errors.New("which username? conclave register USERNAME --server URL (or --existing for a key already enrolled)")
+	}
 	for _, n := range []struct{ what, v string }{{"username", c.Username}, {"machine name", machine}} {
+		if n.v == "" && c.Existing {
+			continue
+		}
 		if err := protocol.CheckName(n.v); err != nil {
 			return fmt.Errorf("invalid %s %q: %w", n.what, n.v, err)
 		}
@@ -52,12 +59,16 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 	if s, ok := cfg.FindServer(url); ok {
 		pin = s.ServerID
 	}
+	var reg *control.Registration
+	if !c.Existing {
+		reg = &control.Registration{Username: c.Username, Machine: machine}
+	}
 	conn, err := control.Dial(ctx, &control.Options{
 		URL:            url,
 		Key:            key,
 		Session:        oneShotHandle(),
 		PinnedServerID: pin,
-		Register:       &control.Registration{Username: c.Username, Machine: machine},
+		Register:       reg,
 		ClientName:     g.clientName(),
 		Logger:         g.Logger,
 	})
@@ -69,7 +80,18 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer conn.Close()
-	cfg.UpsertServer(identity.Server{URL: url, Username: c.Username, Machine: machine, ServerID: conn.ServerID()})
+	username := c.Username
+	if c.Existing {
+		p, err := protocol.ParseSessionPath(conn.Path())
+		if err != nil {
+			return fmt.Errorf("the server answered with a bad session path: %w", err)
+		}
+		if username != "" && username != p.User {
+			return fmt.Errorf("this key is enrolled as %s on %s, not %s", p.User, url, username)
+		}
+		username, machine = p.User, p.Machine
+	}
+	cfg.UpsertServer(identity.Server{URL: url, Username: username, Machine: machine, ServerID: conn.ServerID()})
 	if err := cfg.Save(dir); err != nil {
 		return fmt.Errorf("registered as %s, but could not record it: %w", conn.Path(), err)
 	}
