@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/conclave/conclave/eventlog"
 )
@@ -67,4 +68,39 @@ func BenchmarkRestore200k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// bench1M builds the large case: 1 000 000 events and a week of
+// history (300 000 messages, about one every two seconds).
+func bench1M(b *testing.B) string {
+	b.Helper()
+	return newDataDir(b, dirSpec{events: 1_000_000, snapshots: []uint64{980_000, 990_000, 1_000_000},
+		history: 300_000, segment: eventlog.DefaultSegmentSize})
+}
+
+// BenchmarkBackupRestore1M measures one backup and one restore of the
+// large case. Run with -bench 1M -benchtime=1x.
+func BenchmarkBackupRestore1M(b *testing.B) {
+	src := bench1M(b)
+	out := b.TempDir()
+	for b.Loop() {
+		file := filepath.Join(out, "b.tar.zst")
+		os.Remove(file)
+		start := time.Now()
+		if _, err := Create(src, file, nil); err != nil {
+			b.Fatal(err)
+		}
+		created := time.Since(start)
+		fi, _ := os.Stat(file)
+		dst := filepath.Join(out, "restored")
+		os.RemoveAll(dst)
+		start = time.Now()
+		if _, err := Restore(file, dst, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(created.Seconds(), "backup-s")
+		b.ReportMetric(time.Since(start).Seconds(), "restore-s")
+		b.ReportMetric(float64(fi.Size()), "archive-bytes")
+	}
+	b.ReportMetric(float64(dirSize(b, src)), "dir-bytes")
 }
