@@ -35,8 +35,8 @@ nix syntax error|--skip-build|nix syntax, literal inputs|sed -i 's/ldflags = \[/
 missing output: apps.conclave|--skip-build|required outputs (stand-in)|sed -i 's/          conclave = app;/          conclave-cli = app;/' flake.nix
 missing output: formatter|--skip-build|required outputs (stand-in)|sed -i '/formatter = forAllSystems/d' flake.nix
 missing output: nixosModules.default|--skip-build|required outputs (stand-in)|sed -i '/nixosModules = rec {/,/^      };/ s/^        default = conclave;$/        conclave-default = conclave;/' flake.nix
-go.mod go line newer than nixpkgs' Go|--skip-build|go.mod go line, tidy|sed -i 's/^go .*/go 1.27.0/' go.mod
-go.mod go line with a patch level|--skip-build|go.mod go line, tidy|sed -i 's/^go .*/go 1.26.3/' go.mod
+go.mod go line newer than nixpkgs' Go|--skip-build|go.mod go line|sed -i 's/^go .*/go 1.27.0/' go.mod
+go.mod go line with a patch level|--skip-build|go.mod go line|sed -i 's/^go .*/go 1.26.3/' go.mod
 CGO_ENABLED at the top level|--skip-build|flake check --no-build (stand-in)|sed -i 's/  env.CGO_ENABLED = 0;/  CGO_ENABLED = 0;/' nix/package.nix
 package file not tracked by git|--skip-build|files tracked by git|git rm -q --cached nix/package.nix
 flake.nix input and lock disagree|--skip-build|flake.lock structure|sed -i 's|nixos-unstable";|nixos-26.05";|' flake.nix
@@ -78,7 +78,7 @@ while IFS='|' read -r name flags want mutation; do
 	# shellcheck disable=SC2086 # flags is one word or none
 	out=$("$VERIFY" --repo "$d" $flags 2>&1)
 	rc=$?
-	failed=$(printf '%s\n' "$out" | sed -n '/=* summary/,/^$/p' | sed -n 's/^FAIL *[0-9.]*s  \(.*[^ ]\)  \{2,\}.*/\1/p' | paste -sd, -)
+	failed=$(printf '%s\n' "$out" | sed -n '/=* summary/,/^$/p' | sed -n 's/^FAIL *[0-9.]*s  \(.*[^ ]\) \{2,\}.*/\1/p' | paste -sd ';' - | sed 's/;/; /g')
 	if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q -E "^FAIL +[0-9.]+s  $(printf '%s' "$want" | sed 's/[][().*+?]/\\&/g') "; then
 		result=caught pass=$((pass + 1))
 	else
@@ -86,7 +86,7 @@ while IFS='|' read -r name flags want mutation; do
 		printf '%s\n' "$out" | tail -n 40 | sed 's/^/    /'
 	fi
 	printf '%-46s %-6s %5ss  %s\n' "$name" "$result" "$((SECONDS - t0))" "${failed:-none (exit $rc)}"
-	printf '%s\n' "$out" | grep -E -m 2 'stale vendorHash|hash mismatch|specified:|got:|missing outputs|parse error|error: (syntax|attribute|The option|undefined)|Unknown key|exposure above|does not exist|not tracked|untracked|must be 1\.N\.0|newer than|overlapping|want: conclave|differ from' |
+	printf '%s\n' "$out" | grep -v -E '^(PASS|FAIL|SKIP) +[0-9.]+s  ' | grep -E -m 2 'stale vendorHash|hash mismatch|specified:|got:|missing outputs|parse error|error: (syntax|attribute|The option|undefined)|Unknown key|exposure above|does not exist|not tracked|untracked|must be 1\.N\.0|newer than|overlapping|want: conclave|differ from' |
 		awk '!seen[$0]++' | sed 's/^[[:space:]]*/      > /'
 done <<<"$CASES"
 echo

@@ -207,13 +207,14 @@ in
         DevicePolicy = "closed";
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
-        ProcSubset = "pid";
         ProtectClock = true;
         ProtectControlGroups = true;
         ProtectHostname = true;
         ProtectKernelLogs = true;
         ProtectKernelModules = true;
         ProtectKernelTunables = true;
+        # Not ProcSubset=pid: it hides /proc/sys/net/core/somaxconn, and Go then
+        # listens with a backlog of 128 instead of the kernel's limit.
         ProtectProc = "invisible";
         RemoveIPC = true;
         RestrictAddressFamilies = [

@@ -123,13 +123,18 @@ if [ "$PRINT_HASH" = 1 ] || [ "$FIX_HASH" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------ what to evaluate
-# A clean git tree is evaluated as git+file, exactly as users get it, and
-# must report the version 0.1.0+<short rev>. Otherwise the files a commit
-# would hold (tracked and untracked, minus .gitignore) are copied and
-# evaluated as a path: flake, which reports 0.1.0+dirty.
+# A clean git tree is evaluated as git+file, exactly as users get it.
+# Otherwise the files a commit would hold (tracked and untracked, minus
+# .gitignore) are copied and evaluated as a path: flake.
+#
+# Either way the version is 0.1.0+dirty: Nix drops self.rev when a lock
+# input is overridden without writing the lock (--override-input
+# --no-write-lock-file), so the git revision part of the version can only
+# be seen with real nixpkgs. What is checked here is that the flake's
+# version reaches the binary through -ldflags -X main.version.
+EXPECT_VERSION="0.1.0+dirty"
 if [ -z "$(git status --porcelain 2>/dev/null)" ] && git rev-parse HEAD >/dev/null 2>&1; then
 	FLAKE="git+file://$REPO"
-	EXPECT_VERSION="0.1.0+$(git rev-parse --short=7 HEAD)"
 	SRC=$REPO
 else
 	SRC=$WORK/src
@@ -141,7 +146,6 @@ else
 			cp -p "$f" "$SRC/$f"
 		done
 	FLAKE="path:$SRC"
-	EXPECT_VERSION="0.1.0+dirty"
 fi
 STUB=$WORK/stub
 OVR=(--override-input nixpkgs "path:$STUB" --no-write-lock-file)
@@ -254,8 +258,12 @@ c_gomod() {
 		rc=1
 	fi
 	grep -q '^toolchain ' go.mod && echo "note: the toolchain line is ignored under GOTOOLCHAIN=local"
-	GOFLAGS=-mod=mod go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; rc=1; }
 	return $rc
+}
+
+c_tidy() {
+	GOFLAGS=-mod=mod go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; return 1; }
+	echo "go.mod and go.sum are tidy"
 }
 
 c_vendor_hash() {
@@ -488,7 +496,8 @@ run_check "files tracked by git" "a flake built from git sees tracked files only
 run_check "nix syntax, literal inputs" "every *.nix parses; nixpkgs is the only input" c_parse
 run_check "flake.lock structure" "lock well-formed, matches flake.nix, pin plausible" c_lock_structure
 run_check "lock accepted by nix" "Nix would use this lock without re-locking" c_lock_nix
-run_check "go.mod go line, tidy" "go 1.N.0 <= the pinned nixpkgs' Go; go.sum tidy" c_gomod
+run_check "go.mod go line" "go 1.N.0, not newer than the pinned nixpkgs' Go" c_gomod
+run_check "go.mod tidy" "go mod tidy would change nothing" c_tidy
 run_check "vendorHash" "NAR hash of 'go mod vendor' == vendorHash" c_vendor_hash
 run_check "required outputs (stand-in)" "packages apps devShells checks formatter overlay module" c_outputs
 run_check "flake check --no-build (stand-in)" "every output evaluates on every system" c_stub_check
@@ -514,6 +523,7 @@ current nixpkgs):
   - nixpkgs' own buildGoModule, its Go version, its lib and module system,
     and that the attribute names used (go-tools, nixfmt-tree, openssh…) exist
   - the NixOS module under real NixOS, and the VM test checks.*.nixos-module
+  - the git revision in the version (hidden while nixpkgs is overridden)
   - `nix develop`, `nix fmt`, `nix profile install`
 On a networked runner: nix flake check -L && nix run .#conclave -- version
 EOF

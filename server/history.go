@@ -159,7 +159,7 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	}
 	// The history record and the delivery share one allocation; both are
 	// encoded once, whatever the number of recipients.
-	buf := make([]byte, 0, 2*f.PayloadSize()+2*len(sess.path)+len(f.Channel)+128)
+	buf := make([]byte, 0, 2*f.PayloadSize()+2*len(sess.path)+len(f.Channel)+192)
 	buf = appendHistRecord(buf, cid, sess.path, ts, f.Body, f.Sealed)
 	data := buf[:len(buf):len(buf)]
 	op := &histOp{cid: cid, seq: h.next, tsMs: ts, data: data, sess: sess, id: f.ID}
@@ -248,8 +248,7 @@ func (h *history) commit(batch []*histOp, datas [][]byte) {
 	}
 	h.idxMu.Unlock()
 	for _, op := range batch {
-		op.sess.sendEncoded(protocol.AppendAck(nil, op.id, op.tsMs, op.seq))
-		<-op.sess.posts
+		op.sess.replyAck(op.id, op.tsMs, op.seq)
 	}
 }
 
@@ -289,9 +288,8 @@ func (h *history) append(batch []*histOp, datas [][]byte) error {
 
 func (h *history) fail(batch []*histOp) {
 	for _, op := range batch {
-		op.sess.send(protocol.ErrorFrame(op.id, protocol.Errorf(protocol.CodeInternal,
-			"the server could not store this message; it may have reached some subscribers, but it is not in the history")))
-		<-op.sess.posts
+		op.sess.replyFrame(protocol.MustEncode(protocol.ErrorFrame(op.id, protocol.Errorf(protocol.CodeInternal,
+			"the server could not store this message; it may have reached some subscribers, but it is not in the history"))))
 	}
 }
 

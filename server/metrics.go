@@ -100,11 +100,11 @@ func (m *metrics) observeHistoryAppend(d time.Duration, records int) {
 	m.history.batch.observe(batchBounds, 1, int64(records))
 }
 
-// wrote records a writer's pass over its queue: frames sent, the oldest
-// queued at since.
-func (m *metrics) wrote(frames int, since time.Time) {
+// wrote records a writer's pass over its queue: frames sent in writes
+// messages, the oldest queued at since.
+func (m *metrics) wrote(frames, writes int, since time.Time) {
 	m.framesOut.Add(int64(frames))
-	m.writes.Add(int64((frames + maxCoalesce - 1) / maxCoalesce))
+	m.writes.Add(int64(writes))
 	m.fanout.observe(latencyBounds, 1e-9, int64(time.Since(since)))
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,9 +19,6 @@ import (
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
 )
-
-// maxCoalesce bounds the frames one WebSocket message carries.
-const maxCoalesce = 256
 
 // session is one authenticated connection.
 type session struct {
@@ -39,24 +35,17 @@ type session struct {
 	readCtx    context.Context
 	cancelRead context.CancelFunc
 
-	// qmu guards queue and queuedAt: the encoded frames waiting for the
-	// writer (at most Config.QueueLen) and when the oldest was queued.
-	// The queue is a slice rather than a channel so that an idle session
-	// holds no queue memory and the writer takes everything queued in one
-	// step.
-	qmu      sync.Mutex
-	queue    [][]byte
-	queuedAt time.Time
-	wake     chan struct{} // capacity 1: the writer has frames to send
+	out outbox // frames waiting for the writer goroutine
 
 	dead     chan struct{}
 	killOnce sync.Once
 	reason   string // set once, before dead is closed
 
-	// posts holds a token per post awaiting durability (its ack): a
-	// session that pipelines more posts than that waits for acks before
-	// its next post is read, so one history batch's acks always fit in
-	// its queue.
+	// posts holds a token per post whose reply (ack or error) has not
+	// yet left the outbox for the network: a session that pipelines more
+	// posts than that waits before its next post is read. This bounds the
+	// posts of one session in the history queue, and its replies in its
+	// outbox.
 	posts chan struct{}
 
 	lastSeen atomic.Int64 // unix nanos of the last inbound frame
@@ -66,54 +55,9 @@ type session struct {
 	subs map[string]struct{}
 }
 
-// enqueue queues an encoded frame without blocking. It reports false when
-// the queue is full (the caller drops the session as a slow consumer); a
-// dead session silently accepts and discards.
-func (sess *session) enqueue(frame []byte) bool {
-	select {
-	case <-sess.dead:
-		return true
-	default:
-	}
-	sess.qmu.Lock()
-	if len(sess.queue) >= sess.srv.cfg.QueueLen {
-		sess.qmu.Unlock()
-		return false
-	}
-	first := len(sess.queue) == 0
-	if first {
-		sess.queuedAt = time.Now()
-	}
-	sess.queue = append(sess.queue, frame)
-	sess.qmu.Unlock()
-	if first {
-		select {
-		case sess.wake <- struct{}{}:
-		default:
-		}
-	}
-	return true
-}
-
-// takeQueue returns every queued frame and when the oldest was queued,
-// leaving spare (emptied) as the new queue.
-func (sess *session) takeQueue(spare [][]byte) ([][]byte, time.Time) {
-	sess.qmu.Lock()
-	batch, at := sess.queue, sess.queuedAt
-	sess.queue = spare[:0]
-	sess.qmu.Unlock()
-	return batch, at
-}
-
 // send encodes and queues a frame, dropping the session if it cannot keep up.
 func (sess *session) send(f *protocol.Frame) {
-	sess.sendEncoded(protocol.MustEncode(f))
-}
-
-// sendEncoded queues an encoded frame, dropping the session if it cannot
-// keep up.
-func (sess *session) sendEncoded(frame []byte) {
-	if !sess.enqueue(frame) {
+	if !sess.enqueue(protocol.MustEncode(f)) {
 		sess.kill(protocol.ReasonSlowConsumer)
 	}
 }
@@ -361,9 +305,9 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 		srv: s, conn: conn, path: path, user: user, machine: machine,
 		actor: projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user)},
 		log:   s.log.With("session", path),
-		wake:  make(chan struct{}, 1),
+		out:   outbox{wake: make(chan struct{}, 1)},
 		dead:  make(chan struct{}),
-		posts: make(chan struct{}, max(1, s.cfg.QueueLen/2)),
+		posts: make(chan struct{}, 4*s.cfg.QueueLen),
 		subs:  make(map[string]struct{}),
 	}
 	if s.cfg.RateLimit > 0 {
@@ -405,7 +349,7 @@ func (sess *session) readLoop() {
 	// peer does not answer the close.
 	ctx := sess.readCtx
 	for {
-		typ, b, err := sess.conn.Read(ctx)
+		typ, bp, err := readMessage(ctx, sess.conn)
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				sess.srv.metrics.rejected(protocol.CodeTooLarge)
@@ -415,10 +359,12 @@ func (sess *session) readLoop() {
 		}
 		sess.lastSeen.Store(time.Now().UnixNano())
 		if typ != websocket.MessageText {
+			putReadBuf(bp)
 			sess.reject("", protocol.Errorf(protocol.CodeMalformed, "frames are JSON in text messages"))
 			continue
 		}
-		frames, perr := protocol.DecodeMessage(b)
+		frames, perr := protocol.DecodeMessage(*bp)
+		putReadBuf(bp) // the frames do not alias it
 		for _, f := range frames {
 			sess.handle(ctx, f)
 		}
@@ -432,120 +378,4 @@ func (sess *session) readLoop() {
 func (sess *session) reject(id string, e *protocol.Error) {
 	sess.srv.metrics.rejected(e.Code)
 	sess.send(protocol.ErrorFrame(id, e))
-}
-
-// writeLoop drains the outbound queue, coalescing queued frames into one
-// message per write (up to maxCoalesce frames), until the session dies;
-// then it sends the final reason and closes the connection.
-func (sess *session) writeLoop() {
-	w := sess.newWriter()
-	defer w.timer.Stop()
-	var spare [][]byte
-	for {
-		select {
-		case <-sess.wake:
-		case <-sess.dead:
-			sess.flushAndClose(w, nil)
-			return
-		}
-		// Let the goroutines that are ready run first (the fan-out of
-		// further posts among them): what they queue rides in this
-		// write. When nothing else is ready this returns at once.
-		runtime.Gosched()
-		for {
-			batch, at := sess.takeQueue(spare)
-			if len(batch) == 0 {
-				spare = batch
-				break
-			}
-			for off := 0; off < len(batch); off += maxCoalesce {
-				select {
-				case <-sess.dead:
-					sess.flushAndClose(w, batch[off:])
-					return
-				default:
-				}
-				if err := w.write(batch[off:min(off+maxCoalesce, len(batch))]); err != nil {
-					sess.kill("write failed")
-					sess.conn.CloseNow()
-					return
-				}
-			}
-			sess.srv.metrics.wrote(len(batch), at)
-			clear(batch)
-			if cap(batch) <= 2*maxCoalesce {
-				spare = batch[:0]
-			} else {
-				spare = nil // let a burst's queue go
-			}
-		}
-	}
-}
-
-// msgPool holds the buffers coalesced messages are built in, shared by
-// every session's writer.
-var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
-// writer writes a session's messages, each bounded by WriteTimeout: one
-// timer per session, re-armed for every write, closes the connection if
-// a write takes too long (which makes the write fail).
-type writer struct {
-	sess  *session
-	timer *time.Timer
-}
-
-func (sess *session) newWriter() *writer {
-	t := time.AfterFunc(time.Hour, func() { sess.conn.CloseNow() })
-	t.Stop()
-	return &writer{sess: sess, timer: t}
-}
-
-// write sends frames as one message, separated by newlines.
-func (w *writer) write(frames [][]byte) error {
-	if len(frames) == 1 {
-		return w.writeMsg(frames[0])
-	}
-	bp := msgPool.Get().(*[]byte)
-	msg := (*bp)[:0]
-	for i, f := range frames {
-		if i > 0 {
-			msg = append(msg, '\n')
-		}
-		msg = append(msg, f...)
-	}
-	err := w.writeMsg(msg)
-	*bp = msg
-	msgPool.Put(bp)
-	return err
-}
-
-func (w *writer) writeMsg(b []byte) error {
-	w.timer.Reset(w.sess.srv.cfg.WriteTimeout)
-	err := w.sess.conn.Write(context.Background(), websocket.MessageText, b)
-	w.timer.Stop()
-	return err
-}
-
-// flushAndClose sends what is still queued after taken (bounded), the
-// final error frame with the reason, and closes the connection.
-func (sess *session) flushAndClose(w *writer, taken [][]byte) {
-	reason := sess.reason
-	if reason == "session closed" {
-		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead)
-		return
-	}
-	status := websocket.StatusPolicyViolation
-	if reason == protocol.ReasonShutdown {
-		status = websocket.StatusGoingAway
-	}
-	if reason != protocol.ReasonSlowConsumer {
-		rest, _ := sess.takeQueue(nil)
-		frames := append(taken, rest...)
-		if len(frames) > maxCoalesce-1 {
-			frames = frames[:maxCoalesce-1]
-		}
-		frames = append(frames, protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason))))
-		w.write(frames)
-	}
-	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead)
 }

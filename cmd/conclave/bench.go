@@ -133,6 +133,16 @@ func printBench(g *Globals, r *bench.Result) {
 		plural(r.Sessions, "session"), plural(r.Channels, "channel"), plural(r.Publishers, "publisher"),
 		r.Size, r.Window, load, r.DurationS, runs, where)
 	row := func(k, v string) { g.printf("  %-30s %s\n", k, v) }
+	if len(r.PerRun) > 1 {
+		for i, p := range r.PerRun {
+			line := fmt.Sprintf("deliveries/s %s, per server CPU-s %s, p99 %.2f ms, handshakes/s %s, dropped %d",
+				num(p.DeliveriesPerS), num(p.DeliveriesPerServerCPUS), p.Latency.P99, num(p.HandshakesPerS), p.Dropped)
+			if p.Baseline != nil {
+				line += fmt.Sprintf("; baseline %s, per CPU-s %s; ratio %.3f", num(p.Baseline.DeliveriesPerS), num(p.Baseline.DeliveriesPerServerCPUS), p.Ratio)
+			}
+			row(fmt.Sprintf("run %d", i+1), line)
+		}
+	}
 	row("deliveries/s", num(r.DeliveriesPerS))
 	row("server CPU", fmt.Sprintf("%.2f cores", r.ServerCPUCores))
 	row("deliveries per server CPU-s", num(r.DeliveriesPerServerCPUS))

@@ -426,7 +426,8 @@ complete -F _NAME NAME
 `
 
 const zshFront = `_NAME() {
-	emulate -L zsh
+	# No emulate -L here: compsys has set the options its helpers (_files)
+	# rely on, and the shared resolver needs none of its own.
 	__NAME_complete "${(@)words[2,CURRENT]}"
 	case $__NAME_kind in
 	file) _files ;;

@@ -1,0 +1,324 @@
+package server
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/conclave/conclave/protocol"
+)
+
+// maxCoalesce bounds the frames one WebSocket message carries.
+const maxCoalesce = 256
+
+// outbox is a session's outbound queue: encoded frames waiting for the
+// session's writer goroutine, which takes everything queued in one step
+// and sends it coalesced, up to maxCoalesce frames per WebSocket message
+// (JSON Lines). It is a slice rather than a channel so that an idle
+// session holds no queue memory.
+//
+// Replies to posts (acks, which the history writer releases a batch at a
+// time after its fsync) are merged into one entry while they follow each
+// other, so that a batch of replies takes a few entries of the queue
+// rather than one each.
+type outbox struct {
+	// mu guards the fields below.
+	mu       sync.Mutex
+	queue    []qframe
+	queuedAt time.Time // when the oldest entry was queued
+	replies  int       // replies to posts in queue (see session.posts)
+	merge    bool      // the last entry holds replies and may take more
+
+	wake chan struct{} // capacity 1: the writer has frames to send
+}
+
+// qframe is one queue entry: an encoded frame, or n replies separated by
+// newlines.
+type qframe struct {
+	b []byte
+	n int
+}
+
+// enqueue queues an encoded frame without blocking. It reports false when
+// the queue is full (the caller drops the session as a slow consumer); a
+// dead session silently accepts and discards.
+func (sess *session) enqueue(frame []byte) bool {
+	select {
+	case <-sess.dead:
+		return true
+	default:
+	}
+	o := &sess.out
+	o.mu.Lock()
+	if len(o.queue) >= sess.srv.cfg.QueueLen {
+		o.mu.Unlock()
+		return false
+	}
+	first := o.pushLocked(qframe{b: frame, n: 1})
+	o.merge = false
+	o.mu.Unlock()
+	if first {
+		o.signal()
+	}
+	return true
+}
+
+// pushLocked appends e and reports whether the queue was empty.
+func (o *outbox) pushLocked(e qframe) bool {
+	first := len(o.queue) == 0
+	if first {
+		o.queuedAt = time.Now()
+	}
+	o.queue = append(o.queue, e)
+	return first
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// replyAck queues the ack of a stored post; see reply.
+func (sess *session) replyAck(id string, tsMs int64, seq uint64) {
+	sess.reply(func(b []byte) []byte { return protocol.AppendAck(b, id, tsMs, seq) })
+}
+
+// replyFrame queues an encoded reply to a post; see reply.
+func (sess *session) replyFrame(frame []byte) {
+	sess.reply(func(b []byte) []byte { return append(b, frame...) })
+}
+
+// reply queues the reply to a post, appended by encode, and counts it, so
+// that its post's token is given back when the writer takes it (see
+// session.posts). A session whose queue is full is dropped as a slow
+// consumer.
+func (sess *session) reply(encode func([]byte) []byte) {
+	select {
+	case <-sess.dead:
+		<-sess.posts
+		return
+	default:
+	}
+	o := &sess.out
+	o.mu.Lock()
+	if last := len(o.queue) - 1; o.merge && o.queue[last].n < maxCoalesce {
+		e := &o.queue[last]
+		e.b = encode(append(e.b, '\n'))
+		e.n++
+		o.replies++
+		o.mu.Unlock()
+		return
+	}
+	if len(o.queue) >= sess.srv.cfg.QueueLen {
+		o.mu.Unlock()
+		<-sess.posts
+		sess.kill(protocol.ReasonSlowConsumer)
+		return
+	}
+	first := o.pushLocked(qframe{b: encode(make([]byte, 0, 1024)), n: 1})
+	o.merge = true
+	o.replies++
+	o.mu.Unlock()
+	if first {
+		o.signal()
+	}
+}
+
+// take returns every queued entry and when the oldest was queued, leaving
+// spare (emptied) as the new queue, and gives back the tokens of the posts
+// whose replies it takes.
+func (sess *session) take(spare []qframe) ([]qframe, time.Time) {
+	o := &sess.out
+	o.mu.Lock()
+	batch, at, replies := o.queue, o.queuedAt, o.replies
+	o.queue, o.replies, o.merge = spare[:0], 0, false
+	o.mu.Unlock()
+	for range replies {
+		<-sess.posts
+	}
+	return batch, at
+}
+
+// writeLoop drains the outbound queue, coalescing queued frames into one
+// message per write (up to maxCoalesce frames), until the session dies;
+// then it sends the final reason and closes the connection.
+func (sess *session) writeLoop() {
+	w := sess.newWriter()
+	defer w.timer.Stop()
+	var spare []qframe
+	for {
+		select {
+		case <-sess.out.wake:
+		case <-sess.dead:
+			sess.flushAndClose(w, nil)
+			return
+		}
+		// Let the goroutines that are ready run first (the fan-out of
+		// further posts among them): what they queue rides in this
+		// write. When nothing else is ready this returns at once.
+		runtime.Gosched()
+		runtime.Gosched()
+		for {
+			batch, at := sess.take(spare)
+			if len(batch) == 0 {
+				spare = batch
+				break
+			}
+			frames, writes := 0, 0
+			for rest := batch; len(rest) > 0; {
+				select {
+				case <-sess.dead:
+					sess.flushAndClose(w, rest)
+					return
+				default:
+				}
+				k, n := nextMessage(rest)
+				if err := w.write(rest[:k]); err != nil {
+					sess.kill("write failed")
+					sess.conn.CloseNow()
+					return
+				}
+				rest = rest[k:]
+				frames += n
+				writes++
+			}
+			sess.srv.metrics.wrote(frames, writes, at)
+			clear(batch)
+			if cap(batch) <= 2*maxCoalesce {
+				spare = batch[:0]
+			} else {
+				spare = nil // let a burst's queue go
+			}
+		}
+	}
+}
+
+// nextMessage returns how many entries from the start of q go into one
+// message (at most maxCoalesce frames, at least one entry) and how many
+// frames they hold.
+func nextMessage(q []qframe) (entries, frames int) {
+	for entries < len(q) && (entries == 0 || frames+q[entries].n <= maxCoalesce) {
+		frames += q[entries].n
+		entries++
+	}
+	return entries, frames
+}
+
+// msgPool holds the buffers coalesced messages are built in, shared by
+// every session's writer.
+var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// writer writes a session's messages, each bounded by WriteTimeout: one
+// timer per session, re-armed for every write, closes the connection if a
+// write takes too long (which makes the write fail). This costs no
+// allocation per write, unlike a context with a deadline.
+type writer struct {
+	sess  *session
+	timer *time.Timer
+}
+
+func (sess *session) newWriter() *writer {
+	t := time.AfterFunc(time.Hour, func() { sess.conn.CloseNow() })
+	t.Stop()
+	return &writer{sess: sess, timer: t}
+}
+
+// write sends entries as one message, separated by newlines.
+func (w *writer) write(entries []qframe) error {
+	if len(entries) == 1 {
+		return w.writeMsg(entries[0].b)
+	}
+	bp := msgPool.Get().(*[]byte)
+	msg := (*bp)[:0]
+	for i, e := range entries {
+		if i > 0 {
+			msg = append(msg, '\n')
+		}
+		msg = append(msg, e.b...)
+	}
+	err := w.writeMsg(msg)
+	*bp = msg
+	msgPool.Put(bp)
+	return err
+}
+
+func (w *writer) writeMsg(b []byte) error {
+	w.timer.Reset(w.sess.srv.cfg.WriteTimeout)
+	err := w.sess.conn.Write(context.Background(), websocket.MessageText, b)
+	w.timer.Stop()
+	return err
+}
+
+// flushAndClose sends what is still queued after taken (bounded), the
+// final error frame with the reason, and closes the connection.
+func (sess *session) flushAndClose(w *writer, taken []qframe) {
+	reason := sess.reason
+	if reason == "session closed" {
+		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead)
+		return
+	}
+	status := websocket.StatusPolicyViolation
+	if reason == protocol.ReasonShutdown {
+		status = websocket.StatusGoingAway
+	}
+	if reason != protocol.ReasonSlowConsumer {
+		rest, _ := sess.take(nil)
+		var msg []qframe
+		frames := 0
+		for _, e := range append(taken, rest...) {
+			if frames+e.n >= maxCoalesce { // keep room for the final frame
+				break
+			}
+			msg = append(msg, e)
+			frames += e.n
+		}
+		final := protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)))
+		w.write(append(msg, qframe{b: final, n: 1}))
+	}
+	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead)
+}
+
+// readPool holds the buffers incoming messages are read into: a session's
+// reader takes one only while it reads and decodes a message, so idle
+// sessions hold none.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// readMessage reads the next message from conn into a buffer of
+// readPool; give it back with putReadBuf.
+func readMessage(ctx context.Context, conn *websocket.Conn) (websocket.MessageType, *[]byte, error) {
+	typ, r, err := conn.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	bp := readPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			*bp = buf
+			return typ, bp, nil
+		}
+		if err != nil {
+			*bp = buf
+			putReadBuf(bp)
+			return 0, nil, err
+		}
+	}
+}
+
+// putReadBuf gives a buffer back to readPool, unless it grew large.
+func putReadBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		readPool.Put(bp)
+	}
+}
