@@ -20,13 +20,25 @@
       # -ldflags -X main.version: the release line plus the git revision,
       # "+dirty" for a tree with uncommitted changes.
       version = "0.1.0+${self.shortRev or self.dirtyShortRev or "dirty"}";
+      revision = self.rev or self.dirtyRev or "unknown";
       conclaveFor = pkgs: pkgs.callPackage ./nix/package.nix { inherit version; };
     in
     {
-      packages = forAllSystems (pkgs: rec {
-        conclave = conclaveFor pkgs;
-        default = conclave;
-      });
+      packages = forAllSystems (
+        pkgs:
+        rec {
+          conclave = conclaveFor pkgs;
+          default = conclave;
+        }
+        # The container image (Linux only), the same as the Containerfile's:
+        # `nix build .#image && podman load < result`.
+        // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+          image = pkgs.callPackage ./nix/image.nix {
+            conclave = self.packages.${pkgs.stdenv.hostPlatform.system}.conclave;
+            inherit version revision;
+          };
+        }
+      );
 
       # `nix run .#conclave -- serve --data-dir /var/lib/conclave`
       apps = forAllSystems (
@@ -59,8 +71,8 @@
 
       # `nix flake check` builds the package and runs the Go test suite
       # (the package itself has doCheck = false, so `nix run` and
-      # `nix profile install` do not run tests), and on Linux boots the
-      # NixOS module in a VM and talks to it.
+      # `nix profile install` do not run tests), and on Linux builds the
+      # container image and boots the NixOS module in a VM and talks to it.
       checks = forAllSystems (
         pkgs:
         let
@@ -71,6 +83,7 @@
           tests = pkg.overrideAttrs { doCheck = true; };
         }
         // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+          image = self.packages.${pkgs.stdenv.hostPlatform.system}.image;
           nixos-module = pkgs.testers.runNixOSTest (import ./nix/nixos-test.nix { inherit self; });
         }
       );

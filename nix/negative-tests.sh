@@ -45,6 +45,8 @@ module option typo|--skip-build|NixOS module unit (stand-in lib)|sed -i 's/cfg.b
 systemd key typo|--skip-build|NixOS module unit (stand-in lib)|sed -i 's/ProtectHostname = true;/ProtectHostnme = true;/' nix/nixos-module.nix
 hardening removed|--skip-build|NixOS module unit (stand-in lib)|sed -i '/SystemCallFilter = \[/,/\];/d; /RestrictAddressFamilies = \[/,/\];/d; s/PrivateDevices = true/PrivateDevices = false/; s/ProtectKernelTunables = true/ProtectKernelTunables = false/; s/ProtectSystem = "strict"/ProtectSystem = "full"/' nix/nixos-module.nix
 version not injected|--with-build|nix run (stand-in build)|sed -i '/-X main.version=/d' nix/package.nix
+image runs as root|--with-build|container image (stand-in)|sed -i 's/User = "65532:65532";/User = "0:0";/' nix/image.nix
+image /data not owned by the image's user|--with-build|container image (stand-in)|sed -i '/chown 65532:65532/d' nix/image.nix
 EOF
 )
 
@@ -86,7 +88,7 @@ while IFS='|' read -r name flags want mutation; do
 		printf '%s\n' "$out" | tail -n 40 | sed 's/^/    /'
 	fi
 	printf '%-46s %-6s %5ss  %s\n' "$name" "$result" "$((SECONDS - t0))" "${failed:-none (exit $rc)}"
-	printf '%s\n' "$out" | grep -v -E '^(PASS|FAIL|SKIP) +[0-9.]+s  ' | grep -E -m 2 'stale vendorHash|hash mismatch|specified:|got:|missing outputs|parse error|error: (syntax|attribute|The option|undefined)|Unknown key|exposure above|does not exist|not tracked|untracked|must be 1\.N\.0|newer than|overlapping|want: conclave|differ from' |
+	printf '%s\n' "$out" | grep -v -E '^(PASS|FAIL|SKIP) +[0-9.]+s  ' | grep -E -m 2 'stale vendorHash|hash mismatch|specified:|got:|missing outputs|parse error|error: (syntax|attribute|The option|undefined)|Unknown key|exposure above|does not exist|not tracked|untracked|must be 1\.N\.0|newer than|overlapping|want: conclave|differ from|^  BAD ' |
 		awk '!seen[$0]++' | sed 's/^[[:space:]]*/      > /'
 done <<<"$CASES"
 echo

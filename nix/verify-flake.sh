@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# verify-flake.sh — offline checks of conclave's flake, package and NixOS
-# module.
+# verify-flake.sh — offline checks of conclave's flake, package, container
+# image and NixOS module.
 #
 # Made for a machine with Debian's nix-bin (Nix 2.8; installed here with
 # apt-get when missing), a Go toolchain and the Go module proxy, but no
@@ -15,7 +15,8 @@
 #   --with-tests       also build checks.<system>.tests: the whole Go test
 #                      suite in the sandbox, as `nix flake check` runs it
 #                      (minutes; .ci/run runs the same tests outside Nix)
-#   --reproducible     rebuild the package cold and have Nix compare the bits
+#   --reproducible     rebuild the package cold, and the image, and have Nix
+#                      compare the bits
 #   --allow-untracked  report untracked files as a warning, not a failure
 #                      (before a commit; a flake in git sees tracked files only)
 #   --fix-vendor-hash  recompute vendorHash from go.sum and write it to
@@ -295,11 +296,11 @@ c_outputs() {
 	  perSystem = s: [ [ \"packages\" s \"conclave\" ] [ \"packages\" s \"default\" ] [ \"apps\" s \"conclave\" ]
 	    [ \"apps\" s \"default\" ] [ \"devShells\" s \"default\" ] [ \"formatter\" s ]
 	    [ \"checks\" s \"package\" ] [ \"checks\" s \"tests\" ] ]
-	    ++ (if builtins.match \".*-linux\" s != null then [ [ \"checks\" s \"nixos-module\" ] ] else [ ]);
+	    ++ (if builtins.match \".*-linux\" s != null then [ [ \"packages\" s \"image\" ] [ \"checks\" s \"image\" ] [ \"checks\" s \"nixos-module\" ] ] else [ ]);
 	  required = builtins.concatMap perSystem systems ++ [ [ \"overlays\" \"default\" ] [ \"nixosModules\" \"default\" ] ];
 	in builtins.concatStringsSep \" \" (map (builtins.concatStringsSep \".\") (builtins.filter (p: !(has p)) required))") || return 1
 	[ -z "$missing" ] || { echo "missing outputs: $missing"; return 1; }
-	echo "present: packages, apps, devShells, formatter and checks (package, tests, Linux: nixos-module)"
+	echo "present: packages (Linux: image), apps, devShells, formatter and checks (package, tests, Linux: image, nixos-module)"
 	echo "for x86_64-linux, aarch64-linux and aarch64-darwin; overlays.default; nixosModules.default"
 }
 
@@ -345,6 +346,11 @@ c_reproducible() {
 		nixo build --rebuild --no-link --option sandbox-paths "$SANDBOX_PATHS" \
 		"${OVR[@]}" "$FLAKE#packages.$SYSTEM.conclave" || return 1
 	echo "a cold rebuild is bit-for-bit identical to the first build"
+	# The image's two steps (its layer, then the archive), built again.
+	nixo build --no-link "${OVR[@]}" "$FLAKE#packages.$SYSTEM.image" || return 1
+	nixo build --rebuild --no-link "${OVR[@]}" "$FLAKE#packages.$SYSTEM.image.customisationLayer" || return 1
+	nixo build --rebuild --no-link "${OVR[@]}" "$FLAKE#packages.$SYSTEM.image" || return 1
+	echo "so is a rebuild of the image's layer and archive (stand-in dockerTools)"
 }
 
 c_nix_run() {
@@ -376,6 +382,165 @@ c_nix_run() {
 	[ "$st" = 0 ] || { echo "serve exited $st after SIGTERM, want 0"; cat "$WORK/serve.log"; return 1; }
 	[ -s "$data/server-id" ] || { echo "no server-id in the data dir"; return 1; }
 	echo "SIGTERM: exit 0; data dir holds $(cd "$data" && echo *)"
+}
+
+# The container image (packages.<linux>.image), built by the stand-in's
+# dockerTools.buildLayeredImage: the docker-archive's manifest, config and
+# files against what the Containerfile makes (.ci/container.sh checks that
+# one), and, when podman is installed, `podman load` and `podman image
+# inspect` in a throwaway store.
+c_image() {
+	[ "$SKIP_BUILD" = 1 ] && return 3
+	[ -s "$WORK/pkg-out" ] || { echo "package not built"; return 1; }
+	nixo build -L --no-link "${OVR[@]}" "$FLAKE#packages.$SYSTEM.image" 2>&1 | tail -n 20
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
+	local out img=$WORK/image rc=0
+	out=$(nixo eval --raw "${OVR[@]}" "$FLAKE#packages.$SYSTEM.image.outPath") || return 1
+	echo "built: $out"
+	rm -rf "$img" && mkdir -p "$img" || return 1
+	tar -xzf "$out" -C "$img" || { echo "not a gzipped tar"; return 1; }
+	[ -s "$img/manifest.json" ] || { echo "no manifest.json: not a docker-archive"; return 1; }
+
+	# What the archive says, one "name<TAB>JSON" line per setting (Nix reads
+	# the JSON, so no jq is needed), then one "layer<TAB>path<TAB>diff_id"
+	# line per layer.
+	nix eval --impure --raw --expr "let
+	  j = builtins.toJSON;
+	  m = builtins.fromJSON (builtins.readFile \"$img/manifest.json\");
+	  e = builtins.head m;
+	  c = builtins.fromJSON (builtins.readFile \"$img/\${e.Config}\");
+	  cc = c.config or { };
+	  l = cc.Labels or { };
+	  label = n: l.\"org.opencontainers.image.\${n}\" or null;
+	  ids = c.rootfs.diff_ids or [ ];
+	  f = n: v: n + \"\t\" + j v;
+	in builtins.concatStringsSep \"\n\" ([
+	  (f \"images\" (builtins.length m))
+	  (f \"config-file\" e.Config)
+	  (f \"repo-tags\" (e.RepoTags or null))
+	  (f \"os\" (c.os or null))
+	  (f \"architecture\" (c.architecture or null))
+	  (f \"entrypoint\" (cc.Entrypoint or null))
+	  (f \"cmd\" (cc.Cmd or null))
+	  (f \"user\" (cc.User or null))
+	  (f \"ports\" (cc.ExposedPorts or null))
+	  (f \"volumes\" (cc.Volumes or null))
+	  (f \"env\" (cc.Env or null))
+	  (f \"stopsignal\" (cc.StopSignal or null))
+	  (f \"healthcheck\" (cc.Healthcheck or null))
+	  (f \"label-title\" (label \"title\"))
+	  (f \"label-source\" (label \"source\"))
+	  (f \"label-version\" (label \"version\"))
+	  (f \"label-revision\" (label \"revision\"))
+	  (f \"layer-count\" [ (builtins.length e.Layers) (builtins.length ids) ])
+	] ++ builtins.genList (i: \"layer\t\" + builtins.elemAt e.Layers i + \"\t\"
+	  + (if i < builtins.length ids then builtins.elemAt ids i else \"none\")) (builtins.length e.Layers)) + \"\n\"" \
+		>"$WORK/image.fields" || return 1
+
+	local tag=${EXPECT_VERSION//+/-} arch name got want
+	case $SYSTEM in x86_64-*) arch=amd64 ;; aarch64-*) arch=arm64 ;; *) arch=unknown ;; esac
+	while IFS=$'\t' read -r name want; do
+		got=$(sed -n "s/^$name\t//p" "$WORK/image.fields")
+		if [ "$got" = "$want" ]; then
+			printf '  ok  %-15s %s\n' "$name" "$got"
+		else
+			printf '  BAD %-15s got %s, want %s\n' "$name" "${got:-nothing}" "$want"
+			rc=1
+		fi
+	done <<WANT
+images	1
+repo-tags	["conclave:$tag"]
+os	"linux"
+architecture	"$arch"
+entrypoint	["/conclave"]
+cmd	["serve","--data-dir","/data"]
+user	"65532:65532"
+ports	{"4390/tcp":{}}
+volumes	{"/data":{}}
+env	["CONCLAVE_BIND=0.0.0.0:4390"]
+stopsignal	"SIGTERM"
+healthcheck	{"Interval":30000000000,"Retries":3,"StartPeriod":60000000000,"Test":["CMD","/conclave","health"],"Timeout":10000000000}
+label-title	"conclave"
+label-source	"https://github.com/conclave/conclave"
+label-version	"$EXPECT_VERSION"
+WANT
+	# A tag may hold [A-Za-z0-9_.-] only (a version's "+" is not allowed).
+	[[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || { echo "  BAD tag '$tag' is not a valid image tag"; rc=1; }
+	grep -q $'^label-revision\t"[^"]' "$WORK/image.fields" || { echo "  BAD no revision label"; rc=1; }
+
+	# Content addressing: the config is named by its digest, each layer's
+	# diff_id is the digest of its tar.
+	local cfg lpath lid n=0 files=
+	cfg=$(sed -n 's/^config-file\t"\(.*\)"$/\1/p' "$WORK/image.fields")
+	[ -n "$cfg" ] && [ "$(sha256sum "$img/$cfg" | cut -d ' ' -f 1).json" = "$cfg" ] ||
+		{ echo "  BAD config file '$cfg' is not named by its sha256"; rc=1; }
+	grep -q $'^layer-count\t\\[\\([0-9]*\\),\\1\\]$' "$WORK/image.fields" || { echo "  BAD not as many diff_ids as layers"; rc=1; }
+	while IFS=$'\t' read -r _ lpath lid; do
+		n=$((n + 1))
+		[ "sha256:$(sha256sum "$img/$lpath" | cut -d ' ' -f 1)" = "$lid" ] || { echo "  BAD layer $lpath: diff_id $lid is not its sha256"; rc=1; }
+		# "path owner mode" per entry (a later layer's entry wins below).
+		files+=$(tar --numeric-owner -tvf "$img/$lpath" | while read -r perm owner _ _ _ path _; do
+			path=${path%/}
+			printf '%s %s %s\n' "/${path#.}" "$owner" "$perm"
+		done)$'\n'
+	done < <(grep $'^layer\t' "$WORK/image.fields")
+	files=$(printf '%s' "$files" | sed '/^$/d; s|^//*|/|' | tac | sort -s -u -k1,1)
+	echo "  $n layer(s), files:"
+	printf '%s\n' "$files" | sed 's/^/    /'
+	want="/ 0/0 drwxr-xr-x
+/conclave 0/0 -rwxr-xr-x
+/data 65532/65532 drwxr-xr-x
+/tmp 65532/65532 drwxr-xr-x"
+	[ "$files" = "$want" ] || { echo "  BAD the image should hold exactly /conclave (root's, 0755) and empty /data and /tmp owned by 65532:65532"; rc=1; }
+
+	# /conclave is the flake's binary, and it runs.
+	rm -rf "$WORK/image-root" && mkdir -p "$WORK/image-root" || return 1
+	lpath=$(grep $'^layer\t' "$WORK/image.fields" | tail -n 1 | cut -f 2)
+	tar -xf "$img/$lpath" -C "$WORK/image-root" ./conclave 2>/dev/null
+	if cmp -s "$WORK/image-root/conclave" "$(cat "$WORK/pkg-out")/bin/conclave"; then
+		echo "  /conclave is the package's binary and says: $("$WORK/image-root/conclave" version)"
+	else
+		echo "  BAD /conclave is not the flake's conclave binary"
+		rc=1
+	fi
+	local gz raw
+	gz=$(stat -c %s "$out")
+	raw=$(cat "$img"/*/layer.tar | wc -c)
+	awk -v g="$gz" -v r="$raw" 'BEGIN { printf "  image: %d bytes (%.1f MiB) gzipped, layers %d bytes (%.1f MiB)\n", g, g / 1048576, r, r / 1048576 }'
+
+	# podman reads the archive as `podman load` and `docker load` do. It is
+	# fed uncompressed: Debian 12's podman 4.3 fails on every gzipped
+	# docker-archive ("invalid tar header"), its own `podman save | gzip`
+	# included.
+	if ! command -v podman >/dev/null 2>&1; then
+		echo "  podman not installed: the archive was not loaded (.ci/container.sh installs it)"
+		return $rc
+	fi
+	local P=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs) ref="localhost/conclave:$tag" tmpl
+	gzip -dc "$out" | "${P[@]}" load >"$WORK/podman-load.log" 2>&1 ||
+		{ sed 's/^/    /' "$WORK/podman-load.log"; echo "  BAD podman load"; return 1; }
+	echo "  podman load: $(tail -n 1 "$WORK/podman-load.log")"
+	while IFS=$'\t' read -r name tmpl want; do
+		got=$("${P[@]}" image inspect --format "$tmpl" "$ref" 2>&1)
+		if [ "$got" = "$want" ]; then
+			printf '  ok  podman %-10s %s\n' "$name" "$got"
+		else
+			printf '  BAD podman %-10s got %s, want %s\n' "$name" "$got" "$want"
+			rc=1
+		fi
+	done <<'WANT'
+entrypoint	{{json .Config.Entrypoint}}	["/conclave"]
+cmd	{{json .Config.Cmd}}	["serve","--data-dir","/data"]
+user	{{.Config.User}}	65532:65532
+ports	{{json .Config.ExposedPorts}}	{"4390/tcp":{}}
+volumes	{{json .Config.Volumes}}	{"/data":{}}
+env	{{json .Config.Env}}	["CONCLAVE_BIND=0.0.0.0:4390"]
+healthcheck	{{json .HealthCheck.Test}} {{.HealthCheck.StartPeriod}}	["CMD","/conclave","health"] 1m0s
+stopsignal	{{.Config.StopSignal}}	SIGTERM
+source	{{index .Config.Labels "org.opencontainers.image.source"}}	https://github.com/conclave/conclave
+WANT
+	"${P[@]}" rmi -a -f >/dev/null 2>&1
+	return $rc
 }
 
 # http_get ADDR PATH prints the body of a plain HTTP/1.0 GET, with bash's
@@ -505,6 +670,7 @@ run_check "build (stand-in)" "FOD re-checks vendorHash; sandboxed static build" 
 run_check "go test in the sandbox (stand-in)" "checks.tests: the Go suite without network" c_stub_tests
 run_check "reproducible (stand-in)" "a cold rebuild is bit-for-bit identical" c_reproducible
 run_check "nix run (stand-in build)" "apps wiring, ldflags version, serve --data-dir" c_nix_run
+run_check "container image (stand-in)" "nix build .#image: config, files, podman load" c_image
 run_check "NixOS module unit (stand-in lib)" "module renders; systemd-analyze verify + security" c_module
 
 echo
@@ -524,7 +690,11 @@ current nixpkgs):
     and that the attribute names used (go-tools, nixfmt-tree, openssh…) exist
   - the NixOS module under real NixOS, and the VM test checks.*.nixos-module
   - the git revision in the version (hidden while nixpkgs is overridden)
+  - nixpkgs' dockerTools: .#image is built here by the stand-in's
+    buildLayeredImage, so only its config and files are proven, and that
+    podman loads the stand-in's archive
   - `nix develop`, `nix fmt`, `nix profile install`
 On a networked runner: nix flake check -L && nix run .#conclave -- version
+  && nix build .#image && podman load < result
 EOF
 exit $((fails > 0))

@@ -5,9 +5,11 @@
 # nix/package.nix and nix/nixos-module.nix can be evaluated and built on a
 # machine that cannot download nixpkgs. It provides only what the flake
 # uses: a small lib (lib.nix) and a package set (pkgs.nix) whose
-# buildGoModule re-implements nixpkgs' two-step scheme with the host's Go.
-# Passing against it says nothing about nixpkgs' own buildGoModule, its Go
-# version, its module system or whether the attribute names used exist.
+# buildGoModule re-implements nixpkgs' two-step scheme with the host's Go,
+# and whose dockerTools.buildLayeredImage (docker-tools.nix) writes a
+# docker-archive with the host's tar. Passing against it says nothing about
+# nixpkgs' own buildGoModule or dockerTools, its Go version, its module
+# system or whether the attribute names used exist.
 {
   description = "offline stand-in for nixpkgs (conclave CI only; NOT nixpkgs)";
   outputs =

@@ -5,7 +5,8 @@
 # its NAR hash against vendorHash; then a sandboxed build with
 # -mod=vendor, no network, and the check phase when doCheck is set. Tools
 # the flake names (go, gopls, openssh…) are placeholders that evaluate but
-# cannot be built. Listing a name here asserts nothing about nixpkgs.
+# cannot be built. dockerTools.buildLayeredImage (docker-tools.nix) really
+# writes a docker-archive. Listing a name here asserts nothing about nixpkgs.
 {
   lib,
   system,
@@ -256,6 +257,9 @@ let
     # placeholder.
     testers.runNixOSTest =
       test: builtins.seq test.name (builtins.seq test.testScript (placeholder "nixos-vm-test-needs-real-nixpkgs"));
+    # Really writes a docker-archive, with the host's tar and gzip: see
+    # docker-tools.nix for how it differs from nixpkgs' dockerTools.
+    dockerTools = import ./docker-tools.nix { inherit system sh; };
     # Tools the flake names. Listing a name here asserts nothing about nixpkgs.
     go = placeholder "go";
     gopls = placeholder "gopls";
