@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidwall/wal"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
 )
@@ -111,11 +112,10 @@ func BenchmarkRecovery(b *testing.B) {
 // tidwall/wal WriteBatch loop at the batch size the writer achieved.
 func BenchmarkAdminEvents(b *testing.B) {
 	const total = 20_000
-	dir := b.TempDir()
 	var avgBatch float64
 	b.Run("conclave-64-writers", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			d := filepath.Join(dir, fmt.Sprint("run", i))
+			d := b.TempDir()
 			srv, err := Open(Config{DataDir: d, SnapshotEvery: 1 << 30, AdminRate: -1})
 			if err != nil {
 				b.Fatal(err)
@@ -159,7 +159,7 @@ func BenchmarkAdminEvents(b *testing.B) {
 		}
 		payload := make([]byte, 150) // about one encoded channel_created record
 		for i := 0; i < b.N; i++ {
-			l, err := wal.Open(filepath.Join(dir, fmt.Sprint("bare", i)), nil)
+			l, err := wal.Open(b.TempDir(), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -243,3 +243,90 @@ func BenchmarkFanOut(b *testing.B) {
 func discard() *slog.Logger { return Config{}.withDefaults().Logger }
 
 func newBenchEnv(b *testing.B) *testEnv { return newTestEnv(b, Config{RateLimit: -1, QueueLen: 4096}) }
+
+// buildChurnLog writes n events shaped like a long-lived server — users
+// users, channels channels, and the rest ACL and ban churn on them —
+// straight to the event log, and a snapshot covering them all.
+func buildChurnLog(b *testing.B, dir string, n, users, channels int) {
+	b.Helper()
+	for _, sub := range []string{eventsDir, historyDir, snapshotsDir} {
+		os.MkdirAll(filepath.Join(dir, sub), 0o700)
+	}
+	log, err := eventlog.Open(filepath.Join(dir, eventsDir), &eventlog.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var batch []eventlog.Entry
+	add := func(typ string, v any) {
+		batch = append(batch, eventlog.Entry{TimeMs: 1, Actor: "server", Type: typ, Data: mustJSON(v)})
+		if len(batch) == 1000 {
+			if _, err := log.Append(batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for i := 0; i < users; i++ {
+		pub, _, _ := ed25519.GenerateKey(nil)
+		add(projections.EvUserRegistered, projections.RegisterData{User: fmt.Sprint("u", i), Machine: "m", Pubkey: pub})
+	}
+	for i := 0; i < channels; i++ {
+		add(projections.EvChannelCreated, projections.ChannelData{Channel: fmt.Sprint("c", i), Visibility: "public", CreatedBy: fmt.Sprint("u", i%users)})
+	}
+	for i := users + channels; i < n; i++ {
+		ch, u := fmt.Sprint("c", i%channels), fmt.Sprint("u", (i*7)%users)
+		switch i % 4 {
+		case 0:
+			add(projections.EvACLAdded, projections.MemberData{Channel: ch, User: u})
+		case 1:
+			add(projections.EvACLRemoved, projections.MemberData{Channel: ch, User: u})
+		case 2:
+			add(projections.EvBanned, projections.MemberData{Channel: ch, User: u})
+		default:
+			add(projections.EvUnbanned, projections.MemberData{Channel: ch, User: u})
+		}
+	}
+	if len(batch) > 0 {
+		if _, err := log.Append(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	log.Close()
+	os.WriteFile(filepath.Join(dir, serverIDFile), []byte("bench\n"), 0o600)
+	st, state, err := openStore(dir, nil, discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.snapshot(state); err != nil {
+		b.Fatal(err)
+	}
+	st.close()
+}
+
+// BenchmarkRecoveryChurn measures startup on a 1 000 000-event log of a
+// long-lived server (10 000 users, 20 000 channels, the rest ACL and ban
+// churn), from its snapshot and by full replay. Run with -benchtime 3x.
+func BenchmarkRecoveryChurn(b *testing.B) {
+	const n = 1_000_000
+	dir := b.TempDir()
+	buildChurnLog(b, dir, n, 10_000, 20_000)
+	run := func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			st, state, err := openStore(dir, nil, discard())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if state.LastSeq() != n {
+				b.Fatalf("recovered seq %d, want %d", state.LastSeq(), n)
+			}
+			st.close()
+		}
+	}
+	b.Run("snapshot", run)
+	snapDir := filepath.Join(dir, snapshotsDir)
+	if err := os.Rename(snapDir, filepath.Join(b.TempDir(), "moved")); err != nil {
+		b.Fatal(err)
+	}
+	os.Mkdir(snapDir, 0o700)
+	b.Run("full-replay", run)
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,16 +79,16 @@ func openStore(dir string, opts *eventlog.Options, logger *slog.Logger) (*store,
 	if opts != nil {
 		o = *opts
 	}
-	if snap, err := eventlog.LoadNewestSnapshot(filepath.Join(dir, snapshotsDir), projections.SchemaVersion, discardLogger()); err == nil && snap != nil {
-		if _, err := projections.UnmarshalSnapshot(snap.Data); err == nil {
-			o.TrustedSeq, o.TrustedHash = snap.Seq, snap.Hash
-		}
+	start := time.Now()
+	snap, snapState := st.loadSnapshot()
+	if snap != nil {
+		o.TrustedSeq, o.TrustedHash = snap.Seq, snap.Hash
 	}
 	st.log, err = eventlog.Open(filepath.Join(dir, eventsDir), &o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open event log in %s: %w", dir, err)
 	}
-	state, err := st.rebuild(true)
+	state, err := st.rebuildFrom(start, snap, snapState, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,31 +96,48 @@ func openStore(dir string, opts *eventlog.Options, logger *slog.Logger) (*store,
 	return st, state, nil
 }
 
-// rebuild loads the newest usable snapshot and replays the log after it.
-func (st *store) rebuild(logIt bool) (*projections.State, error) {
-	start := time.Now()
+// loadSnapshot returns the newest snapshot that loads and decodes, with
+// its state, or nils; it logs each one it skips.
+func (st *store) loadSnapshot() (*eventlog.Snapshot, *projections.State) {
 	snapDir := filepath.Join(st.dir, snapshotsDir)
 	snap, err := eventlog.LoadNewestSnapshot(snapDir, projections.SchemaVersion, st.logger)
 	if err != nil {
-		return nil, fmt.Errorf("load snapshot: %w", err)
+		st.logger.Warn("no usable snapshot; replaying the whole log", "err", err)
+		return nil, nil
 	}
+	if snap == nil {
+		return nil, nil
+	}
+	state, err := projections.UnmarshalSnapshot(snap.Data)
+	if err != nil {
+		st.logger.Warn("snapshot unusable, replaying the whole log", "file", snap.Path, "err", err)
+		return nil, nil
+	}
+	return snap, state
+}
+
+// rebuild loads the newest usable snapshot and replays the log after it.
+func (st *store) rebuild(logIt bool) (*projections.State, error) {
+	start := time.Now()
+	snap, state := st.loadSnapshot()
+	return st.rebuildFrom(start, snap, state, logIt)
+}
+
+// rebuildFrom replays the log after snap (whose decoded state is
+// snapState) or, with no usable snapshot, from the start.
+func (st *store) rebuildFrom(start time.Time, snap *eventlog.Snapshot, snapState *projections.State, logIt bool) (*projections.State, error) {
 	state := projections.New()
 	var after uint64
 	var prev [32]byte
 	used := "none (full replay)"
 	if snap != nil && snap.Seq <= st.log.LastSeq() {
-		s, err := projections.UnmarshalSnapshot(snap.Data)
-		if err != nil {
-			st.logger.Warn("snapshot unusable, replaying the whole log", "file", snap.Path, "err", err)
-		} else {
-			state, after, prev, used = s, snap.Seq, snap.Hash, filepath.Base(snap.Path)
-			st.snapSeq = snap.Seq
-		}
+		state, after, prev, used = snapState, snap.Seq, snap.Hash, filepath.Base(snap.Path)
+		st.snapSeq = snap.Seq
 	} else if snap != nil {
 		st.logger.Warn("snapshot is ahead of the event log, replaying the whole log", "file", snap.Path, "snapshot_seq", snap.Seq, "log_seq", st.log.LastSeq())
 	}
 	replayed := 0
-	err = st.log.Replay(after, prev, func(r eventlog.Record) error {
+	err := st.log.Replay(after, prev, func(r eventlog.Record) error {
 		replayed++
 		return state.Apply(r.Seq, projections.Event{Type: r.Type, Data: r.Data, Actor: r.Actor, TimeMs: r.TimeMs})
 	})
@@ -137,8 +153,6 @@ func (st *store) rebuild(logIt bool) (*projections.State, error) {
 	}
 	return state, nil
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // snapshot writes the state as a snapshot if it covers events the newest
 // snapshot does not.
