@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/control"
+	"github.com/conclave/conclave/protocol"
 	"github.com/conclave/conclave/server"
 )
 
@@ -206,5 +209,49 @@ func TestMedian(t *testing.T) {
 	}
 	if m.Dropped != 7 {
 		t.Errorf("dropped = %d, want the worst run's 7", m.Dropped)
+	}
+}
+
+// TestServerRemovesUsers runs against a running server as a server admin
+// and checks that the bench identities are gone afterwards.
+func TestServerRemovesUsers(t *testing.T) {
+	srv, err := server.Open(server.Config{DataDir: t.TempDir(), RateLimit: -1, MaxConnsPerIP: -1, HandshakesPerIP: -1, AdminRate: -1,
+		Admins: []server.Admin{{User: "root"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	go hs.Serve(ln)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Shutdown(context.Background())
+	})
+	url := "ws://" + ln.Addr().String()
+	_, key, _ := ed25519.GenerateKey(nil)
+	ctx := context.Background()
+	root, err := control.Dial(ctx, &control.Options{URL: url, Key: key, Session: "s", Register: &control.Registration{Username: "root", Machine: "m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	o := Options{Sessions: 4, Channels: 1, Duration: 300 * time.Millisecond, Warmup: -1, ServerURL: url,
+		Admin: &Admin{User: "root", Key: key, ServerID: root.ServerID()}}
+	r, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Dropped != 0 {
+		t.Errorf("dropped %d", r.Dropped)
+	}
+	users, err := root.Request(ctx, &protocol.Frame{Type: protocol.TListUsers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users.Users) != 1 || users.Users[0] != "root" {
+		t.Errorf("users after the bench: %v, want only root", users.Users)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -314,6 +313,3 @@ func parseHex16(b []byte) (uint64, bool) {
 	}
 	return v, true
 }
-
-// errStopped ends a publisher at the end of the run.
-var errStopped = errors.New("stopped")

@@ -30,9 +30,8 @@ type load struct {
 	stop  chan struct{} // closed to stop the publishers
 	wakes []chan struct{}
 
-	mu       sync.Mutex
-	refusal  string // the first refusal of a post other than rate_limited
-	pubError error  // the first publisher write error
+	mu      sync.Mutex
+	refusal string // the first refusal of a post other than rate_limited
 }
 
 func newLoad(window, publishers int) *load {

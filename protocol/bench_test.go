@@ -62,3 +62,35 @@ func BenchmarkDecodeCoalesced(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendDelivery is the server's encoder for the same delivery
+// (what the fan-out uses; EncodeDelivery above is encoding/json).
+func BenchmarkAppendDelivery(b *testing.B) {
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendDelivery(buf[:0], "ops", "alice/laptop/main", &benchBody, nil, 1767225600000, 123456)
+	}
+}
+
+// BenchmarkAppendAck is the server's encoder for an ack.
+func BenchmarkAppendAck(b *testing.B) {
+	buf := make([]byte, 0, 128)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendAck(buf[:0], "1234", 1767225600000, 123456)
+	}
+}
+
+// BenchmarkDecodePostJSON decodes a post that the fast path leaves to
+// encoding/json (one extra member), for comparison with DecodePost.
+func BenchmarkDecodePostJSON(b *testing.B) {
+	msg := []byte(`{"type":"channel_msg","id":"00000000000004d2","channel":"ops","body":"` + benchBody + `","limit":0}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := DecodeMessage(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -82,7 +82,8 @@ func BenchmarkFanOutEnqueue(b *testing.B) {
 // buildMillion writes a log of about n events to dir: 10 000 users with
 // two machines each, 20 000 private channels, and for the rest ACL,
 // invite and ban churn on those channels. It decides and applies each
-// command as the writer does and appends in large batches without fsync.
+// command as the writer does (so every event is one the server would
+// have written) and appends in large batches without fsync.
 func buildMillion(tb testing.TB, dir string, n int) *projections.State {
 	tb.Helper()
 	const users, channels = 10_000, 20_000
@@ -132,21 +133,31 @@ func buildMillion(tb testing.TB, dir string, n int) *projections.State {
 	for i := range channels {
 		do(user(i), projections.CreateChannel{Channel: channel(i), Visibility: protocol.Private})
 	}
+	// Churn in rounds of six passes over the channels: add a member and
+	// remove it, create an invite and revoke it, ban a user and unban
+	// them. Each round leaves one member and one ban per channel (of a
+	// different user each round), so the state grows slowly, as a
+	// long-lived server's does.
 	for i := 0; int(next) <= n; i++ {
-		c, owner, other := i%channels, user(i%channels), user(i%channels+1+i/channels%97)
-		switch i / channels % 6 {
+		c, pass, round := i%channels, i/channels%6, i/channels/6
+		owner := user(c)
+		member := user(c + 1 + (2*round)%97)
+		gone := user(c + 1 + (2*round+1)%97)
+		switch pass {
 		case 0:
-			do(owner, projections.ACLAdd{Channel: channel(c), User: other})
+			do(owner, projections.ACLAdd{Channel: channel(c), User: member})
+			do(owner, projections.ACLAdd{Channel: channel(c), User: gone})
 		case 1:
-			do(owner, projections.ACLRemove{Channel: channel(c), User: other})
+			do(owner, projections.ACLRemove{Channel: channel(c), User: gone})
 		case 2:
-			do(owner, projections.InviteCreate{Channel: channel(c), Token: fmt.Sprintf("tok%d", i)})
+			do(owner, projections.InviteCreate{Channel: channel(c), Token: fmt.Sprintf("tok%d-%d", round, c)})
 		case 3:
-			do(owner, projections.InviteRevoke{Token: fmt.Sprintf("tok%d", i-2*channels)})
+			do(owner, projections.InviteRevoke{Token: fmt.Sprintf("tok%d-%d", round, c)})
 		case 4:
-			do(owner, projections.Ban{Channel: channel(c), User: other})
+			do(owner, projections.Ban{Channel: channel(c), User: member})
+			do(owner, projections.Ban{Channel: channel(c), User: gone})
 		case 5:
-			do(owner, projections.Unban{Channel: channel(c), User: other})
+			do(owner, projections.Unban{Channel: channel(c), User: gone})
 		}
 	}
 	flush()

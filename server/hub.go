@@ -15,8 +15,8 @@ type hub struct {
 
 	// mu guards sessions, channels and every session's subs.
 	mu       sync.RWMutex
-	sessions map[string]*session              // path -> live session
-	channels map[string]map[*session]struct{} // channel -> subscribers
+	sessions map[string]*session     // path -> live session
+	channels map[string]*subscribers // channel -> subscribers
 
 	live sync.WaitGroup // one per session goroutine pair, for Shutdown
 }
@@ -25,8 +25,37 @@ func newHub(s *Server) *hub {
 	return &hub{
 		srv:      s,
 		sessions: make(map[string]*session),
-		channels: make(map[string]map[*session]struct{}),
+		channels: make(map[string]*subscribers),
 	}
+}
+
+// subscribers is one channel's subscribed sessions: a slice, which the
+// fan-out walks (faster than a map), and each one's index in it, for O(1)
+// removal.
+type subscribers struct {
+	list  []*session
+	index map[*session]int
+}
+
+func (c *subscribers) add(sess *session) {
+	if _, ok := c.index[sess]; ok {
+		return
+	}
+	c.index[sess] = len(c.list)
+	c.list = append(c.list, sess)
+}
+
+func (c *subscribers) remove(sess *session) {
+	i, ok := c.index[sess]
+	if !ok {
+		return
+	}
+	last := len(c.list) - 1
+	c.list[i] = c.list[last]
+	c.index[c.list[i]] = i
+	c.list[last] = nil
+	c.list = c.list[:last]
+	delete(c.index, sess)
 }
 
 // attach makes sess the live session for its path, superseding any other.
@@ -58,8 +87,8 @@ func (h *hub) detach(sess *session) {
 func (h *hub) unsubLocked(sess *session, ch string) {
 	delete(sess.subs, ch)
 	if subs := h.channels[ch]; subs != nil {
-		delete(subs, sess)
-		if len(subs) == 0 {
+		subs.remove(sess)
+		if len(subs.list) == 0 {
 			delete(h.channels, ch)
 		}
 	}
@@ -74,10 +103,10 @@ func (h *hub) subscribe(sess *session, ch string) bool {
 	}
 	subs := h.channels[ch]
 	if subs == nil {
-		subs = make(map[*session]struct{})
+		subs = &subscribers{index: make(map[*session]int)}
 		h.channels[ch] = subs
 	}
-	subs[sess] = struct{}{}
+	subs.add(sess)
 	sess.subs[ch] = struct{}{}
 	return true
 }
@@ -101,7 +130,11 @@ func (h *hub) publish(ch string, from *session, frame []byte) int {
 	var slow []*session
 	n := 0
 	h.mu.RLock()
-	for sub := range h.channels[ch] {
+	var list []*session
+	if subs := h.channels[ch]; subs != nil {
+		list = subs.list
+	}
+	for _, sub := range list {
 		if sub == from {
 			continue
 		}
@@ -135,8 +168,10 @@ func (h *hub) paths(ch string) []string {
 			out = append(out, p)
 		}
 	} else {
-		for sub := range h.channels[ch] {
-			out = append(out, sub.path)
+		if subs := h.channels[ch]; subs != nil {
+			for _, sub := range subs.list {
+				out = append(out, sub.path)
+			}
 		}
 	}
 	h.mu.RUnlock()
@@ -162,7 +197,11 @@ func (h *hub) matching(keep func(*session) bool) []*session {
 func (h *hub) removeFromChannel(ch string, keep func(*session) bool, reason string) {
 	h.mu.Lock()
 	var gone []*session
-	for sub := range h.channels[ch] {
+	var list []*session
+	if subs := h.channels[ch]; subs != nil {
+		list = subs.list
+	}
+	for _, sub := range list {
 		if keep(sub) {
 			gone = append(gone, sub)
 		}
@@ -187,7 +226,7 @@ func (h *hub) rename(ch, newName string) {
 	var moved []*session
 	if subs != nil {
 		h.channels[newName] = subs
-		for sub := range subs {
+		for _, sub := range subs.list {
 			delete(sub.subs, ch)
 			sub.subs[newName] = struct{}{}
 			moved = append(moved, sub)

@@ -68,6 +68,7 @@ func (sess *session) kill(reason string) {
 	sess.killOnce.Do(func() {
 		sess.reason = reason
 		close(sess.dead)
+		sess.out.close()
 		sess.srv.hub.detach(sess)
 		switch reason {
 		case "session closed":

@@ -99,7 +99,7 @@ func (c *ServeCmd) Run(g *Globals) error {
 			hs.Close()
 			return fmt.Errorf("listen on %s for metrics: %w", c.MetricsBind, err)
 		}
-		ms = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		ms = &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErr <- ms.Serve(mln) }()
 	}
 
