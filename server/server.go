@@ -293,7 +293,9 @@ func (s *Server) isAdmin(user string) bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopped.Do(func() {
+		s.hub.mu.Lock() // see serveWS: no session joins live after this
 		s.closing.Store(true)
+		s.hub.mu.Unlock()
 		s.hub.closeAll(protocol.ReasonShutdown)
 		close(s.stop)
 		s.cancel()

@@ -115,7 +115,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 		return
 	}
 	conn.SetReadLimit(protocol.MaxFramePostAuth)
+	// closing is set under hub.mu by Shutdown before it waits on live, so
+	// no session is added to live once the wait may have begun.
+	s.hub.mu.Lock()
+	if s.closing.Load() {
+		s.hub.mu.Unlock()
+		sendFinal(conn, protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonShutdown), websocket.StatusGoingAway, nil)
+		done()
+		return
+	}
 	s.hub.live.Add(1)
+	s.hub.mu.Unlock()
 	go s.runSession(sess, done)
 }
 
