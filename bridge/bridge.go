@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -71,8 +70,7 @@ type Bridge struct {
 	handle     *handle
 	links      []*link // selection order; fixed after New
 	byURL      map[string]*link
-	tools      []mcp.Tool    // the catalogue, in the order tools/list shows it
-	probes     atomic.Uint64 // numbers the throwaway handles of id probes
+	tools      []mcp.Tool // the catalogue, in the order tools/list shows it
 
 	// claimsMu guards claims.
 	claimsMu sync.Mutex

@@ -45,14 +45,12 @@
 //
 // # Choices where SPEC.md and behaviour.md are silent
 //
-//   - Same-server detection: control.Dial does not expose the 101
-//     response's x-conclave-server-id, so a link claims the id its
-//     connection reports ([control.Conn.ServerID], the challenge's id,
-//     which control checks equals the header). Registrations pinned to the
-//     same server_id are caught before any dial. For an unpinned
-//     registration in a bridge with several servers, the first dial logs
-//     in under a throwaway handle (probe-PID-N) only to learn the id, so
-//     that a duplicate never supersedes the canonical link's session.
+//   - Same-server detection: a link claims the server id from the
+//     challenge (control checks it equals x-conclave-server-id) through
+//     control.Options.CheckServerID, before anything is signed, so a
+//     second URL for the same server is disabled before logging in there
+//     could supersede the canonical link's session. Registrations pinned
+//     to the same server_id are caught before any dial.
 //   - Tool calls are correlated by request id (control), not by a FIFO.
 //   - catch_up keeps a per-channel watermark (a seq). Live deliveries
 //     advance it only while nothing can have been missed: an outage, or a

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -117,42 +116,33 @@ func (l *link) run(ctx context.Context) {
 		l.mu.Lock()
 		pin := l.pin
 		l.mu.Unlock()
-		if pin == "" && len(l.b.activeLinks()) > 1 {
-			// Learn the server's id before logging in with the real
-			// handle: if another URL reaches the same server, logging in
-			// would supersede that link's session.
-			id, err := l.probe(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				if !l.retry(ctx, &bo, err) {
-					return
-				}
-				continue
-			}
-			if canonical, dup := l.b.claim(id, l.url); dup {
-				l.disable(canonical, id)
-				return
-			}
-			pin = id
-			l.mu.Lock()
-			l.pin = id
-			l.mu.Unlock()
-		}
 		conn, err := control.Dial(ctx, &control.Options{
 			URL:            l.url,
 			Key:            l.b.opts.Key,
 			Session:        name,
 			PinnedServerID: pin,
-			ClientName:     l.b.clientName,
-			Keepalive:      keepalive,
-			Logger:         l.log,
+			// Claim the server's id before logging in: if another URL
+			// reaches the same server, logging in here would supersede
+			// that link's session.
+			CheckServerID: func(id string) error {
+				if canonical, dup := l.b.claim(id, l.url); dup {
+					return &duplicateError{canonical: canonical, id: id}
+				}
+				return nil
+			},
+			ClientName: l.b.clientName,
+			Keepalive:  keepalive,
+			Logger:     l.log,
 		})
 		if ctx.Err() != nil {
 			if conn != nil {
 				conn.Close()
 			}
+			return
+		}
+		var de *duplicateError
+		if errors.As(err, &de) {
+			l.disable(de.canonical, de.id)
 			return
 		}
 		if err != nil {
@@ -199,21 +189,12 @@ func (l *link) retry(ctx context.Context, bo *backoff, err error) bool {
 	return sleep(ctx, d)
 }
 
-// probe logs in under a throwaway handle, only to learn the server's id,
-// and logs out again.
-func (l *link) probe(ctx context.Context) (string, error) {
-	conn, err := control.Dial(ctx, &control.Options{
-		URL:        l.url,
-		Key:        l.b.opts.Key,
-		Session:    fmt.Sprintf("probe-%d-%d", os.Getpid(), l.b.probes.Add(1)),
-		ClientName: l.b.clientName,
-		Logger:     l.log,
-	})
-	if err != nil {
-		return "", err
-	}
-	conn.Close()
-	return conn.ServerID(), nil
+// duplicateError ends a dial to a URL whose server another link already
+// reaches (canonical).
+type duplicateError struct{ canonical, id string }
+
+func (e *duplicateError) Error() string {
+	return "the server at this URL is already connected as " + e.canonical + " (id " + e.id + ")"
 }
 
 // setDown records a failed dial or a lost connection.

@@ -59,6 +59,13 @@ type Options struct {
 	// Machine before authenticating.
 	Register *Registration
 
+	// CheckServerID, if not nil, is called with the server's id after the
+	// pin check and before anything is signed; an error ends the dial with
+	// that error and nothing sent. The bridge uses it to notice a second
+	// URL for a server it is already connected to, before logging in
+	// there would supersede its own session.
+	CheckServerID func(id string) error
+
 	// ClientName is sent in hello as free text, e.g. "conclave-cli/1.2.0".
 	// Default "conclave-control".
 	ClientName string
@@ -250,6 +257,11 @@ func (h *handshake) run(ctx context.Context) (*protocol.Frame, []*protocol.Frame
 	// the server id, but there is no reason to hand one to an impostor.
 	if err := identity.CheckPin(&identity.Server{URL: o.URL, ServerID: o.PinnedServerID}, ch.ServerID); err != nil {
 		return nil, nil, err
+	}
+	if o.CheckServerID != nil {
+		if err := o.CheckServerID(ch.ServerID); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	pub := o.Key.Public().(ed25519.PublicKey)

@@ -271,3 +271,26 @@ func TestDialTLS(t *testing.T) {
 		t.Fatalf("ping over TLS: %v", err)
 	}
 }
+
+func TestDialCheckServerIDRefusesBeforeSigning(t *testing.T) {
+	f := newFake(t)
+	key := newKey(t)
+	f.enroll(key.Public().(ed25519.PublicKey), "alice/wa")
+	refuse := errors.New("already connected to this server")
+	var seen string
+	_, err := Dial(context.Background(), &Options{URL: f.url, Key: key, Session: "s",
+		CheckServerID: func(id string) error { seen = id; return refuse }})
+	if !errors.Is(err, refuse) || seen != f.id {
+		t.Fatalf("Dial error = %v (saw id %q), want the callback's error for id %q", err, seen, f.id)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := f.received(); slices.Contains(got, "auth") {
+		t.Errorf("server received %v after CheckServerID refused; want no auth", got)
+	}
+	conn, err := Dial(context.Background(), &Options{URL: f.url, Key: key, Session: "s",
+		CheckServerID: func(string) error { return nil }})
+	if err != nil {
+		t.Fatalf("Dial with an accepting CheckServerID: %v", err)
+	}
+	conn.Close()
+}
