@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -209,46 +207,27 @@ type loadedSnapshot struct {
 }
 
 // loadSnapshots loads every snapshot file of the data dir, oldest first,
-// with exactly the checks of eventlog.LoadNewestSnapshot. That function
-// only loads the newest usable file of a directory, so each file is
-// copied alone into a temporary directory (outside the data dir) and
-// loaded from there. A file that disappears meanwhile (pruned by a live
-// server) is left out.
+// with exactly the checks a server applies (eventlog.ReadSnapshot). A
+// file that disappears meanwhile (pruned by a live server) is left out.
 func (d *DataDir) loadSnapshots() ([]loadedSnapshot, error) {
 	paths, err := eventlog.ListSnapshots(filepath.Join(d.dir, snapshotsDir))
 	if err != nil || len(paths) == 0 {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "conclave-audit-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
 	var out []loadedSnapshot
-	for i, path := range paths {
+	for _, path := range paths {
 		name := filepath.Base(path)
 		seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snap-"), ".zst"), 10, 64)
 		if err != nil {
 			continue // ListSnapshots lists only snap-<20 digits>.zst
 		}
-		sub := filepath.Join(tmp, strconv.Itoa(i))
-		if err := copyFile(path, filepath.Join(sub, name)); errors.Is(err, os.ErrNotExist) {
+		snap, err := eventlog.ReadSnapshot(path, projections.SchemaVersion)
+		if errors.Is(err, os.ErrNotExist) {
 			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("read snapshot %s: %w", name, err)
-		}
-		var why string
-		snap, err := eventlog.LoadNewestSnapshot(sub, projections.SchemaVersion, slog.New(reasonHandler{&why}))
-		os.RemoveAll(sub)
-		if err != nil {
-			return nil, fmt.Errorf("read snapshot %s: %w", name, err)
 		}
 		ls := loadedSnapshot{check: SnapshotCheck{File: name, Seq: seq}}
-		if snap == nil {
-			if why == "" {
-				why = "a server would skip it"
-			}
-			ls.check.Status, ls.check.Detail = SnapshotUnusable, why
+		if err != nil {
+			ls.check.Status, ls.check.Detail = SnapshotUnusable, err.Error()
 		} else if st, err := projections.UnmarshalSnapshot(snap.Data); err != nil {
 			ls.check.Status, ls.check.Detail = SnapshotUnusable, err.Error()
 		} else {
@@ -259,43 +238,3 @@ func (d *DataDir) loadSnapshots() ([]loadedSnapshot, error) {
 	}
 	return out, nil
 }
-
-// copyFile copies src to dst, creating dst's directory.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// reasonHandler is a slog.Handler that keeps the "err" attribute of the
-// last record: why LoadNewestSnapshot skipped a file.
-type reasonHandler struct{ why *string }
-
-func (h reasonHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h reasonHandler) Handle(_ context.Context, r slog.Record) error {
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			*h.why = a.Value.String()
-		}
-		return true
-	})
-	return nil
-}
-
-func (h reasonHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h reasonHandler) WithGroup(string) slog.Handler      { return h }

@@ -196,10 +196,7 @@ func LoadNewestSnapshot(dir string, schema uint32, logger *slog.Logger) (*Snapsh
 		return nil, err
 	}
 	for i := len(paths) - 1; i >= 0; i-- {
-		s, err := readSnapshot(paths[i])
-		if err == nil && s.Schema != schema {
-			err = fmt.Errorf("schema %d, want %d", s.Schema, schema)
-		}
+		s, err := ReadSnapshot(paths[i], schema)
 		if err != nil {
 			logger.Warn("snapshot skipped", "file", paths[i], "err", err)
 			continue
@@ -207,6 +204,16 @@ func LoadNewestSnapshot(dir string, schema uint32, logger *slog.Logger) (*Snapsh
 		return s, nil
 	}
 	return nil, nil
+}
+
+// ReadSnapshot reads and checks one snapshot file with the checks of
+// [LoadNewestSnapshot]: an error says why a server would skip it.
+func ReadSnapshot(path string, schema uint32) (*Snapshot, error) {
+	s, err := readSnapshot(path)
+	if err == nil && s.Schema != schema {
+		err = fmt.Errorf("schema %d, want %d", s.Schema, schema)
+	}
+	return s, err
 }
 
 // readSnapshot reads and checks one snapshot file.

@@ -109,6 +109,9 @@ func (ch *channelState) info(name string) Channel {
 	return Channel{ID: ch.id, Name: name, Visibility: ch.visibility, CreatedBy: ch.createdBy, CreatedAtMs: ch.createdAtMs}
 }
 
+// ChannelCount returns the number of channels.
+func (s *State) ChannelCount() int { return len(s.channels) }
+
 // Channels returns every channel, sorted by name. It does no access check.
 func (s *State) Channels() []Channel {
 	out := make([]Channel, 0, len(s.channels))

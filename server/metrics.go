@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/conclave/conclave/protocol"
@@ -135,7 +136,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 	p("conclave_sessions", "Live authenticated sessions.", "gauge", m.sessions.Load())
 	p("conclave_connections_total", "WebSocket connections accepted.", "counter", m.connections.Load())
 	s.mu.RLock()
-	channels := len(s.state.Channels())
+	channels := s.state.ChannelCount()
 	s.mu.RUnlock()
 	p("conclave_channels", "Channels.", "gauge", channels)
 	p("conclave_frames_in_total", "Request frames received from sessions.", "counter", m.framesIn.Load())
@@ -245,27 +246,13 @@ func newestSnapshot(dir string) (time.Time, bool) {
 	return newest, !newest.IsZero()
 }
 
-// selfCPU reads this process's user + system CPU time from /proc (Linux;
-// USER_HZ is 100 on every platform Go supports there).
+// selfCPU reads this process's user + system CPU time.
 func selfCPU() (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * (time.Second / 100), true
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }
 
 // selfRSS reads this process's resident set size from /proc (Linux).
