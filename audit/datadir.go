@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/conclave/conclave/eventlog"
@@ -93,70 +91,17 @@ func (d *DataDir) Dir() string { return d.dir }
 func (d *DataDir) SetProgress(fn func(records uint64)) { d.progress = fn }
 
 // scan calls fn for every record of the event log, in order, verified
-// (see [eventlog.Reader.Scan]). It stops early, with ctx's error, once ctx
-// is done, and reports progress.
-//
-// A scan that runs while the server rolls to new segment files can list
-// a newer segment but miss an older one created during the listing
-// (readdir makes no promise about entries created meanwhile, and ext4
-// returns them in hash order), and then reports a gap between segments
-// that is not on disk. So when a scan fails with such a structural
-// ErrCorrupt and the segment files changed during it, scan tries again,
-// up to maxScans times in all: the new scan verifies the log from seq 1
-// again but passes fn only the records it has not seen yet.
+// (see [eventlog.Reader.Scan], which also copes with a live writer rolling
+// to new segments). It stops early, with ctx's error, once ctx is done,
+// and reports progress.
 func (d *DataDir) scan(ctx context.Context, fn func(eventlog.Record) error) error {
-	var delivered uint64 // seq of the last record passed to fn
-	for attempt := 1; ; attempt++ {
-		before, lerr := segmentNames(d.events.Dir())
-		err := d.events.Scan(func(r eventlog.Record) error {
-			if r.Seq <= delivered {
-				return nil // verified again, passed on by an earlier attempt
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			delivered = r.Seq
-			if delivered%progressEvery == 0 && d.progress != nil {
-				d.progress(delivered)
-			}
-			return fn(r)
-		})
-		if err == nil || attempt == maxScans || lerr != nil || !structural(err) {
+	return d.events.Scan(func(r eventlog.Record) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		after, lerr := segmentNames(d.events.Dir())
-		if lerr != nil || slices.Equal(before, after) {
-			return err
+		if r.Seq%progressEvery == 0 && d.progress != nil {
+			d.progress(r.Seq)
 		}
-	}
-}
-
-// maxScans bounds how often scan reads a log that keeps changing.
-const maxScans = 3
-
-// structural reports whether err is damage to the layout of the log (a
-// gap between segments, an incomplete frame) rather than to a record's
-// content (checksum, chain, format).
-func structural(err error) bool {
-	var se *eventlog.SegmentError
-	return errors.As(err, &se) && errors.Is(err, eventlog.ErrCorrupt) &&
-		!errors.Is(err, eventlog.ErrChecksum) && !errors.Is(err, eventlog.ErrChain) &&
-		!errors.Is(err, eventlog.ErrNewerFormat)
-}
-
-// segmentNames returns the sorted names of the segment files of an event
-// log directory (20 digits, as tidwall/wal names them).
-func segmentNames(dir string) ([]string, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, de := range des {
-		if n := de.Name(); len(n) == 20 && strings.Trim(n, "0123456789") == "" {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	return names, nil
+		return fn(r)
+	})
 }

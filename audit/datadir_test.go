@@ -193,27 +193,3 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress calls: got %v, want %v", calls, want)
 	}
 }
-
-func TestStructural(t *testing.T) {
-	seg := func(err error) error {
-		return &eventlog.SegmentError{Segment: "00000000000000000001", Seq: 5, Err: err}
-	}
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"gap", seg(fmt.Errorf("%w: segment starts at index 9, want 5", eventlog.ErrCorrupt)), true},
-		{"wrapped gap", fmt.Errorf("scan: %w", seg(eventlog.ErrCorrupt)), true},
-		{"checksum", seg(fmt.Errorf("%w: %w", eventlog.ErrCorrupt, eventlog.ErrChecksum)), false},
-		{"chain", seg(eventlog.ErrChain), false},
-		{"newer", seg(eventlog.ErrNewerFormat), false},
-		{"not located", eventlog.ErrCorrupt, false},
-		{"other", errors.New("x"), false},
-	}
-	for _, tt := range tests {
-		if got := structural(tt.err); got != tt.want {
-			t.Errorf("%s: structural(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
-		}
-	}
-}

@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -41,11 +42,63 @@ func (r *Reader) Dir() string { return r.dir }
 // An incomplete frame at the very end of the last segment is the end of
 // the log, not an error; anywhere else it is [ErrCorrupt]. An error from
 // fn stops the scan and is returned wrapped.
+//
+// A scan beside a live writer that rolls to new segment files can list a
+// newer segment but miss an older one created during the listing (readdir
+// makes no promise about entries created meanwhile), and so see a gap
+// that is not on disk. When a scan fails on such a structural break and
+// the segment files changed during it, Scan lists them again and
+// re-verifies from seq 1, passing fn only records it has not passed yet,
+// up to maxScans times in all.
 func (r *Reader) Scan(fn func(Record) error) error {
-	segs, err := listSegments(r.dir)
-	if err != nil {
-		return fmt.Errorf("eventlog: scan: %w", err)
+	var delivered uint64 // seq of the last record passed to fn
+	for attempt := 1; ; attempt++ {
+		before, err := listSegments(r.dir)
+		if err != nil {
+			return fmt.Errorf("eventlog: scan: %w", err)
+		}
+		err = r.scanOnce(before, func(rec Record) error {
+			if rec.Seq <= delivered {
+				return nil // verified again, passed on by an earlier attempt
+			}
+			delivered = rec.Seq
+			return fn(rec)
+		})
+		if err == nil || attempt == maxScans || !structural(err) {
+			return err
+		}
+		after, lerr := listSegments(r.dir)
+		if lerr != nil || sameSegments(before, after) {
+			return err
+		}
 	}
+}
+
+// maxScans bounds how often Scan reads a log that keeps changing.
+const maxScans = 3
+
+// structural reports whether err is damage to the layout of the log (a
+// gap between segments, an incomplete frame) rather than to a record's
+// content (checksum, chain, format).
+func structural(err error) bool {
+	var se *SegmentError
+	return errors.As(err, &se) && errors.Is(err, ErrCorrupt) &&
+		!errors.Is(err, ErrChecksum) && !errors.Is(err, ErrChain) && !errors.Is(err, ErrNewerFormat)
+}
+
+func sameSegments(a, b []segmentFile) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].path != b[i].path {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Reader) scanOnce(segs []segmentFile, fn func(Record) error) error {
 	var c chain
 	readSeg := func(seg segmentFile) ([]byte, error) {
 		b, err := os.ReadFile(seg.path)
