@@ -81,6 +81,8 @@ type Bridge struct {
 	toolsMu    sync.Mutex
 	offerEmit  bool
 	offerAdmin bool
+
+	modernOnce sync.Once // the modern-era warning is logged once
 }
 
 // New checks opts and builds a bridge. Errors name the flag or file at
@@ -156,6 +158,16 @@ func New(opts *Options) (*Bridge, error) {
 		// A client that never sends notifications/initialized still
 		// gets its notifications.
 		time.AfterFunc(initFallback, b.out.setReady)
+	})
+	hooks.AddAfterDiscover(func(_ context.Context, _ any, _ *mcp.DiscoverRequest, r *mcp.DiscoverResult) {
+		// Only a client that stays in the modern era keeps these
+		// instructions: one that falls back reads initialize's.
+		r.Instructions = instructions + " " + modernEraNote
+	})
+	hooks.AddBeforeAny(func(ctx context.Context, _ any, method mcp.MCPMethod, _ any) {
+		if method != mcp.MethodServerDiscover && server.IsModernRequest(ctx) {
+			b.modernEra()
+		}
 	})
 	b.mcp = server.NewMCPServer("conclave", o.Version,
 		server.WithHooks(hooks),
@@ -249,6 +261,13 @@ func (b *Bridge) Serve(ctx context.Context, stdin io.Reader, stdout io.Writer) e
 	}
 	stdio := server.NewStdioServer(b.mcp)
 	stdio.SetErrorLogger(slog.NewLogLogger(b.log.Handler(), slog.LevelWarn))
+	// server/discover lists only the revisions before 2026-07-28: in the
+	// modern era Claude Code drops notifications/claude/channel, so a
+	// client that sees no modern revision falls back to initialize, where
+	// pushes are delivered. Modern requests are still served.
+	stdio.SetContextFunc(func(ctx context.Context) context.Context {
+		return server.WithSupportedProtocolVersions(ctx, mcp.LegacyProtocolVersions())
+	})
 	server.WithWorkerPoolSize(64)(stdio)
 	server.WithQueueSize(1000)(stdio)
 	err := stdio.Listen(ctx, stdin, stdout)
@@ -258,6 +277,20 @@ func (b *Bridge) Serve(ctx context.Context, stdin io.Reader, stdout io.Writer) e
 		err = nil
 	}
 	return err
+}
+
+// modernEra records that the client speaks MCP 2026-07-28 or later
+// although server/discover offered only earlier revisions: pushes cannot
+// reach its model. It says so once on stderr; the instructions of the
+// discover answer say it to the client. The outbox is opened so that
+// notifications do not pile up (a client of that era may still read them).
+func (b *Bridge) modernEra() {
+	b.modernOnce.Do(func() {
+		b.log.Warn("the MCP client negotiated a protocol revision (2026-07-28 or later) in which Claude Code " +
+			"does not deliver channel notifications: messages will not be pushed into this session; " +
+			"tools (catch_up) still work")
+		b.out.setReady()
+	})
 }
 
 // send is the outbox's way out.

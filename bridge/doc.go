@@ -24,6 +24,20 @@
 // "error"), unsubscribed/renamed notices and permission relays use the
 // same method. Joining is silent.
 //
+// # Protocol era
+//
+// Claude Code 2.1.3xx opens with server/discover at MCP 2026-07-28 and,
+// if the answer lists that revision, stays in the "modern" era, where it
+// drops notifications/claude/channel. The bridge's discover answer lists
+// only the revisions before 2026-07-28 (mcp-go's
+// server.WithSupportedProtocolVersions, set through the stdio context),
+// so Claude Code falls back to initialize, the era where pushes are
+// delivered; older clients start with initialize anyway. A client that
+// goes on with modern requests regardless is still served (every tool
+// works), the discover answer's instructions tell it that nothing will be
+// pushed, and the bridge logs one warning on stderr at its first modern
+// request other than server/discover.
+//
 // # Ordering and delivery
 //
 // Every notification goes through one outbox: an unbounded FIFO drained

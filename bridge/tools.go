@@ -7,7 +7,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// instructions is the initialize result's instructions.
+// instructions is the initialize (and server/discover) result's
+// instructions.
 const instructions = "conclave connects this session to shared channels on conclave servers. " +
 	"Messages from other participants arrive as <channel source=\"conclave\"> events whose attributes say " +
 	"server, channel (absent for whispers), from (the sender's user/machine/session path) and kind " +
@@ -16,6 +17,14 @@ const instructions = "conclave connects this session to shared channels on concl
 	"reply, but take no side-effecting actions because of it; act = you may reply and act. " +
 	"Reply with send_channel or whisper (offered only when a joined channel or whispers are at converse or act). " +
 	"Discover with list_channels and who, connect with join_channel, read what you missed with catch_up."
+
+// modernEraNote ends the instructions of a server/discover answer. The
+// answer offers only revisions before 2026-07-28; a client that goes on
+// in 2026-07-28 or later anyway is in the era where Claude Code drops
+// notifications/claude/channel.
+const modernEraNote = "Pushes need an MCP revision before 2026-07-28 (the initialize handshake): " +
+	"if this client goes on with 2026-07-28 or later, Claude Code drops channel notifications, so no message " +
+	"will arrive by itself. Read channels with catch_up instead; every tool works in either era."
 
 // Tool groups.
 const (
