@@ -227,6 +227,10 @@ checks = {
     "volume at /data": any(m["destination"] == "/data" for m in c["mounts"]),
     "Containerfile": c["build"]["dockerfile"] == "Containerfile",
     "SIGTERM": c["kill_signal"] == "SIGTERM",
+    "[metrics] on CONCLAVE_METRICS_BIND's port": c["env"]["CONCLAVE_METRICS_BIND"].rsplit(":", 1)[1] == str(c["metrics"]["port"])
+        and c["metrics"]["port"] != h["internal_port"],
+    "explicit bind on every interface": c["env"]["CONCLAVE_BIND"] == "0.0.0.0:4390",
+    "closed registration": c["env"]["CONCLAVE_REGISTRATION"] == "closed",
 }
 bad = [k for k, v in checks.items() if not v]
 print("  " + ("ok: " + ", ".join(checks) if not bad else "BAD: " + ", ".join(bad)))

@@ -78,7 +78,7 @@ var metricSeries = []string{
 	`conclave_eventlog_append_seconds_bucket{log="events",le="+Inf"} `,
 	`conclave_eventlog_append_seconds_count{log="history"} `,
 	`conclave_eventlog_batch_records_bucket{log="history",le="64"} `,
-	"conclave_eventlog_events_total ", "conclave_snapshot_age_seconds ",
+	"conclave_eventlog_events_total ", "conclave_snapshot_timestamp_seconds ",
 	"# TYPE conclave_rejected_frames_total counter", "process_cpu_seconds_total ", "process_resident_memory_bytes ",
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +105,29 @@ func TestClosedRegistration(t *testing.T) {
 	b := env.login(bobKey, "t")
 	b.fail(&protocol.Frame{Type: protocol.TUserAdd, User: "eve", Machine: "m", Pubkey: pubOf(newKey(t))}, protocol.CodeUnauthorized)
 	root.fail(&protocol.Frame{Type: protocol.TUserAdd, User: "bob", Machine: "m", Pubkey: pubOf(newKey(t))}, protocol.CodeConflict)
+}
+
+// TestSlowHandshakeRateStillAdmitsOne: a handshake rate below one per
+// second (its burst is the rate, rounded down to 0) still lets a first
+// handshake through: a bucket holds at least one token.
+func TestSlowHandshakeRateStillAdmitsOne(t *testing.T) {
+	env := newTestEnv(t, Config{HandshakesPerIP: 0.4})
+	env.register("aaron", "wa", "s")
+	if code, c := dialStatus(t, env.url); code != http.StatusTooManyRequests {
+		if c != nil {
+			c.CloseNow()
+		}
+		t.Fatalf("a second handshake at once with a limit of 0.4/s: status %d, want 429", code)
+	}
+}
+
+// TestBucketIsXTimeRate: the token buckets are golang.org/x/time/rate's.
+func TestBucketIsXTimeRate(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if !strings.Contains(string(out), "golang.org/x/time/rate\n") {
+		t.Fatalf("server does not import golang.org/x/time/rate:\n%s", out)
+	}
 }

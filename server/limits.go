@@ -4,47 +4,37 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
-	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// bucket is a token bucket: rate tokens per second, up to burst.
+// bucket is a token bucket, rate tokens per second up to burst:
+// golang.org/x/time/rate's Limiter, with the two questions the server asks
+// of it.
 type bucket struct {
-	mu     sync.Mutex
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
+	lim *rate.Limiter
 }
 
-func newBucket(rate float64, burst int) *bucket {
-	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+func newBucket(r float64, burst int) *bucket {
+	return &bucket{lim: rate.NewLimiter(rate.Limit(r), max(burst, 1))}
 }
 
 // take spends one token, or returns how long until one is available.
 func (b *bucket) take(now time.Time) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.last.IsZero() {
-		b.tokens += now.Sub(b.last).Seconds() * b.rate
-		if b.tokens > b.burst {
-			b.tokens = b.burst
-		}
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.lim.AllowN(now, 1) {
 		return 0
 	}
-	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	r := b.lim.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return max(wait, time.Nanosecond)
 }
 
 // full reports whether the bucket has refilled completely (it can be
 // forgotten without changing behaviour).
 func (b *bucket) full(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last.IsZero() || b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
+	return b.lim.TokensAt(now) >= float64(b.lim.Burst())
 }
 
 // fingerprint renders a key as ssh-keygen -l does: SHA256:<base64, no padding>.

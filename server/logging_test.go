@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -74,5 +75,45 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestJSONLogLinesHaveUniqueKeys: no JSON log line carries a key twice
+// (an attribute named msg, time or level would repeat slog's own), through
+// a session's life and a refused handshake.
+func TestJSONLogLinesHaveUniqueKeys(t *testing.T) {
+	var buf syncBuffer
+	env := newTestEnv(t, Config{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	a := env.register("aaron", "wa", "s")
+	a.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "ops"})
+	if _, f := env.handshake(newKey(t), "s", &protocol.Frame{Username: "aaron", Machine: "m"}); f.Type != protocol.TError {
+		t.Fatalf("a taken username was accepted: %+v", f)
+	}
+	env.close()
+	logs := buf.String()
+	if !strings.Contains(logs, `"msg":"handshake refused"`) {
+		t.Fatalf("no refused handshake in the logs:\n%s", logs)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		dec := json.NewDecoder(strings.NewReader(line))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("log line is not a JSON object: %s", line)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("log line %s: %v", line, err)
+			}
+			key := tok.(string)
+			if seen[key] {
+				t.Errorf("log line carries %q twice: %s", key, line)
+			}
+			seen[key] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("log line %s: %v", line, err)
+			}
+		}
 	}
 }

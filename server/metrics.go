@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"sort"
 	"strconv"
@@ -157,13 +158,15 @@ func (s *Server) writeMetrics(w io.Writer) {
 	head("conclave_eventlog_events_total", "Events committed to the event log.", "counter")
 	fmt.Fprintf(w, "conclave_eventlog_events_total %d\n", m.events.batch.sum.Load())
 
-	age := math.NaN()
 	if s.store != nil {
+		var ts float64
 		if t, ok := newestSnapshot(filepath.Join(s.store.dir, snapshotsDir)); ok {
-			age = time.Since(t).Seconds()
+			ts = float64(t.UnixMilli()) / 1e3
 		}
+		p("conclave_snapshot_timestamp_seconds", "Unix time of the newest snapshot (0: none yet).", "gauge", formatFloat(ts))
 	}
-	p("conclave_snapshot_age_seconds", "Age of the newest snapshot (NaN: none yet, or an ephemeral server).", "gauge", formatFloat(age))
+	head("conclave_build_info", "The running build: version, VCS revision and Go version; always 1.", "gauge")
+	fmt.Fprintf(w, "conclave_build_info{version=%q,revision=%q,goversion=%q} 1\n", s.cfg.Version, s.cfg.Revision, runtime.Version())
 
 	m.mu.Lock()
 	codes := make([]string, 0, len(m.rejects))
@@ -178,27 +181,50 @@ func (s *Server) writeMetrics(w io.Writer) {
 	m.mu.Unlock()
 
 	if cpu, ok := selfCPU(); ok {
-		p("process_cpu_seconds_total", "User and system CPU time spent in seconds.", "counter", formatFloat(cpu.Seconds()))
+		p("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", formatFloat(cpu.Seconds()))
 	}
 	if rss, ok := selfRSS(); ok {
 		p("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", rss)
 	}
-	p("go_goroutines", "Goroutines that currently exist.", "gauge", runtime.NumGoroutine())
+	p("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", formatFloat(processStart()))
+	if n, ok := openFDs(); ok {
+		p("process_open_fds", "Number of open file descriptors.", "gauge", n)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		p("process_max_fds", "Maximum number of open file descriptors.", "gauge", lim.Cur)
+	}
+
+	p("go_goroutines", "Number of goroutines that currently exist.", "gauge", runtime.NumGoroutine())
+	head("go_info", "Information about the Go environment.", "gauge")
+	fmt.Fprintf(w, "go_info{version=%q} 1\n", runtime.Version())
+	gc := debug.GCStats{PauseQuantiles: make([]time.Duration, 5)}
+	debug.ReadGCStats(&gc)
+	head("go_gc_duration_seconds", "A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.", "summary")
+	for i, q := range []string{"0", "0.25", "0.5", "0.75", "1"} {
+		fmt.Fprintf(w, "go_gc_duration_seconds{quantile=%q} %s\n", q, formatFloat(gc.PauseQuantiles[i].Seconds()))
+	}
+	fmt.Fprintf(w, "go_gc_duration_seconds_sum %s\ngo_gc_duration_seconds_count %d\n", formatFloat(gc.PauseTotal.Seconds()), gc.NumGC)
 	samples := []rtmetrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/stacks:bytes"},
 		{Name: "/memory/classes/total:bytes"},
+		{Name: "/gc/heap/goal:bytes"},
+		{Name: "/sched/gomaxprocs:threads"},
 	}
 	rtmetrics.Read(samples)
 	for i, d := range []struct{ name, help string }{
-		{"go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects, live or not yet swept."},
-		{"go_memstats_stack_inuse_bytes", "Bytes of goroutine stacks."},
-		{"go_memstats_sys_bytes", "Bytes of memory mapped by the Go runtime."},
+		{"go_memstats_heap_alloc_bytes", "Number of heap bytes allocated and currently in use."},
+		{"go_memstats_stack_inuse_bytes", "Number of bytes obtained from system for stack allocator."},
+		{"go_memstats_sys_bytes", "Number of bytes obtained from system."},
+		{"go_gc_gogc_heap_goal_bytes", "Heap size target for the end of the GC cycle."},
+		{"go_sched_gomaxprocs_threads", "The current runtime.GOMAXPROCS setting."},
 	} {
 		if samples[i].Value.Kind() == rtmetrics.KindUint64 {
 			p(d.name, d.help, "gauge", samples[i].Value.Uint64())
 		}
 	}
+	p("go_threads", "Number of OS threads created.", "gauge", threadCount())
 }
 
 func writeHist(w io.Writer, name, labels string, h *histogram, bounds []float64, unit float64) {
@@ -244,6 +270,75 @@ func newestSnapshot(dir string) (time.Time, bool) {
 		}
 	}
 	return newest, !newest.IsZero()
+}
+
+// processStart is when this process started, in Unix seconds: from
+// /proc/self/stat and the boot time in /proc/stat on Linux, else the time
+// this package was initialised.
+var processStart = sync.OnceValue(func() float64 {
+	if t, ok := procStartTime(); ok {
+		return t
+	}
+	return float64(initTime.UnixMilli()) / 1e3
+})
+
+var initTime = time.Now()
+
+// procStartTime reads the process's start time from /proc (Linux, whose
+// USER_HZ is 100 on every architecture Go supports).
+func procStartTime() (float64, bool) {
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 {
+		return 0, false
+	}
+	ticks, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	all, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(all), "\n") {
+		if rest, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			return float64(boot) + float64(ticks)/100, true
+		}
+	}
+	return 0, false
+}
+
+// openFDs counts this process's open file descriptors (Linux).
+func openFDs() (int, bool) {
+	f, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, false
+	}
+	return len(names) - 1, true // less the one just opened to read them
+}
+
+// threadCount is the number of OS threads the runtime has created.
+func threadCount() int {
+	n, _ := runtime.ThreadCreateProfile(nil)
+	return n
 }
 
 // selfCPU reads this process's user + system CPU time.

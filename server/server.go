@@ -68,8 +68,12 @@ type Config struct {
 	WriteTimeout time.Duration
 	// NoSync skips fsync (tests and benchmarks only).
 	NoSync bool
-	// Version is reported in logs.
-	Version string
+	// Version is reported in logs and in conclave_build_info; Revision too.
+	Version  string
+	Revision string
+	// MetricsSeparate keeps /metrics off Handler: it is served only by
+	// MetricsHandler, on a listener of its own (serve --metrics-bind).
+	MetricsSeparate bool
 
 	// failHook is passed to the event log to inject write failures (tests).
 	failHook func(op string) error
@@ -239,11 +243,13 @@ func (s *Server) Recover() error {
 // ServerID returns the id this server presents in x-conclave-server-id.
 func (s *Server) ServerID() string { return s.serverID }
 
-// Handler serves /, /health and /metrics.
+// Handler serves /, /health and, unless Config.MetricsSeparate, /metrics.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", s.handleHealth)
-	mux.HandleFunc("/metrics", s.handleMetrics)
+	if !s.cfg.MetricsSeparate {
+		mux.HandleFunc("/metrics", s.handleMetrics)
+	}
 	mux.HandleFunc("/", s.handleRoot)
 	return mux
 }

@@ -107,7 +107,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	sess, herr := s.handshake(conn)
 	if herr != nil {
 		s.metrics.rejected(herr.Code)
-		s.log.Debug("handshake refused", "remote", r.RemoteAddr, "code", herr.Code, "msg", herr.Message)
+		s.log.Debug("handshake refused", "remote", r.RemoteAddr, "code", herr.Code, "reason", herr.Message)
 		if herr != errHandshakeTimeout {
 			sendFinal(conn, herr, websocket.StatusPolicyViolation, nil)
 		}

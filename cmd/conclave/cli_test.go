@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -123,14 +124,57 @@ func TestHelpListsVerbs(t *testing.T) {
 	}
 }
 
+// TestVersion: a plain go build (no -ldflags) reports the version the Go
+// toolchain recorded in the binary, exactly as `go version -m` shows it.
 func TestVersion(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", binary).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	info, err := debug.ParseBuildInfo(strings.SplitN(string(out), "\n", 2)[1])
+	if err != nil {
+		t.Fatalf("parse go version -m output: %v\n%s", err, out)
+	}
+	want := versionFrom(info)
 	for _, args := range [][]string{{"version"}, {"--version"}, {"-V"}} {
-		if got := ok(t, nil, args...); got != "conclave dev\n" {
-			t.Errorf("conclave %v = %q, want %q", args, got, "conclave dev\n")
+		if got := ok(t, nil, args...); got != "conclave "+want+"\n" {
+			t.Errorf("conclave %v = %q, want %q", args, got, "conclave "+want+"\n")
 		}
 	}
-	if got := ok(t, nil, "version", "--json"); strings.TrimSpace(got) != `{"version":"dev"}` {
-		t.Errorf("version --json = %q", got)
+	var v struct{ Version, Revision string }
+	if err := json.Unmarshal([]byte(ok(t, nil, "version", "--json")), &v); err != nil || v.Version != want {
+		t.Errorf("version --json = %+v, %v; want version %q", v, err, want)
+	}
+	if rev, _ := vcsStamp(info); v.Revision != rev {
+		t.Errorf("version --json revision %q, want %q", v.Revision, rev)
+	}
+}
+
+// TestVersionFromBuildInfo: what go install, go build in a checkout and a
+// build without VCS information each report.
+func TestVersionFromBuildInfo(t *testing.T) {
+	stamp := func(v string, settings ...string) *debug.BuildInfo {
+		info := &debug.BuildInfo{Main: debug.Module{Path: "github.com/conclave/conclave", Version: v}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			info.Settings = append(info.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return info
+	}
+	rev := "7687ba0abcdef0123456789abcdef0123456789a"
+	for _, c := range []struct {
+		info *debug.BuildInfo
+		want string
+	}{
+		{nil, "dev"},
+		{stamp("(devel)"), "dev"},
+		{stamp("v1.2.3"), "v1.2.3"},
+		{stamp("v0.0.0-20261207194800-7687ba0abcde+dirty", "vcs.revision", rev, "vcs.modified", "true"), "v0.0.0-20261207194800-7687ba0abcde+dirty"},
+		{stamp("(devel)", "vcs.revision", rev, "vcs.modified", "false"), "devel-7687ba0abcde"},
+		{stamp("(devel)", "vcs.revision", rev, "vcs.modified", "true"), "devel-7687ba0abcde+dirty"},
+	} {
+		if got := versionFrom(c.info); got != c.want {
+			t.Errorf("versionFrom(%v) = %q, want %q", c.info, got, c.want)
+		}
 	}
 }
 
@@ -384,4 +428,21 @@ func TestBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "default_permission = \"loud\"\n")
 	fails(t, 1, "config.toml", nil, "--config-dir", dir, "perm", "show")
+}
+
+// TestBinaryLeavesOutTestDependencies: modules only the tests use (the
+// Prometheus linter) are not linked into conclave.
+func TestBinaryLeavesOutTestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", binary).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	for _, mod := range []string{"github.com/prometheus/", "google.golang.org/protobuf"} {
+		if strings.Contains(string(out), mod) {
+			t.Errorf("the binary links %s:\n%s", mod, out)
+		}
+	}
+	if !strings.Contains(string(out), "golang.org/x/time") {
+		t.Errorf("the binary does not link golang.org/x/time (the rate limiter):\n%s", out)
+	}
 }

@@ -13,9 +13,6 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 // CLI is the command tree. Each verb is a struct with a Run method in a
 // file of its own.
 type CLI struct {

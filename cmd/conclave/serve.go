@@ -21,21 +21,21 @@ import (
 
 // ServeCmd runs the central server.
 type ServeCmd struct {
-	Bind          string   `help:"Address to listen on." default:"0.0.0.0:4390" env:"CONCLAVE_BIND"`
+	Bind          string   `help:"Address to listen on (loopback by default; 0.0.0.0:4390 for every interface)." default:"127.0.0.1:4390" env:"CONCLAVE_BIND"`
 	DataDir       string   `help:"Data directory (event log, snapshots, history, server id). Required unless --ephemeral." env:"CONCLAVE_DATA_DIR" type:"path" xor:"store"`
-	Ephemeral     bool     `help:"Keep everything in memory; nothing is written to disk." xor:"store"`
+	Ephemeral     bool     `help:"Keep everything in memory; nothing is written to disk." env:"CONCLAVE_EPHEMERAL" xor:"store"`
 	Admin         []string `help:"Server admin, as USER or USER=KEY (KEY pins the name to an ssh-ed25519 key). Repeatable." env:"CONCLAVE_ADMINS" sep:","`
-	TLSCert       string   `help:"Serve wss:// with this certificate (PEM)." name:"tls-cert" type:"existingfile"`
-	TLSKey        string   `help:"Private key for --tls-cert (PEM)." name:"tls-key" type:"existingfile"`
-	MetricsBind   string   `help:"Serve /metrics on this address too (default: the main listener only)."`
-	SnapshotEvery int      `help:"Write a snapshot every N events." default:"10000"`
-	MaxBody       int      `help:"Largest message body in bytes." default:"65536"`
-	RateLimit     float64  `help:"Posts and whispers per second per session (burst twice that); 0 disables." default:"20"`
-	MaxConnsPerIP int      `name:"max-conns-per-ip" help:"Concurrent connections from one address; 0 disables." default:"10000"`
-	HandshakesIP  float64  `name:"handshakes-per-ip" help:"Handshakes per second from one address; 0 disables." default:"1000"`
-	AdminRate     float64  `help:"Admin changes (channels, ACLs, invites, bans…) per second per user, burst 4x; 0 disables." default:"50"`
-	Registration  string   `help:"open: anyone may register; closed: only pinned admins, and users a server admin adds." enum:"open,closed" default:"open"`
-	HistoryKeep   string   `name:"history-retention" help:"How long channel messages are kept (e.g. 7d, 36h)." default:"7d"`
+	TLSCert       string   `help:"Serve wss:// with this certificate (PEM)." name:"tls-cert" env:"CONCLAVE_TLS_CERT" type:"existingfile"`
+	TLSKey        string   `help:"Private key for --tls-cert (PEM)." name:"tls-key" env:"CONCLAVE_TLS_KEY" type:"existingfile"`
+	MetricsBind   string   `help:"Serve /metrics on this address only, instead of on the main listener." env:"CONCLAVE_METRICS_BIND"`
+	SnapshotEvery int      `help:"Write a snapshot every N events." default:"10000" env:"CONCLAVE_SNAPSHOT_EVERY"`
+	MaxBody       int      `help:"Largest message body in bytes." default:"65536" env:"CONCLAVE_MAX_BODY"`
+	RateLimit     float64  `help:"Posts and whispers per second per session (burst twice that); 0 disables." default:"20" env:"CONCLAVE_RATE_LIMIT"`
+	MaxConnsPerIP int      `name:"max-conns-per-ip" help:"Concurrent connections from one address; 0 disables." default:"10000" env:"CONCLAVE_MAX_CONNS_PER_IP"`
+	HandshakesIP  float64  `name:"handshakes-per-ip" help:"Handshakes per second from one address; 0 disables." default:"1000" env:"CONCLAVE_HANDSHAKES_PER_IP"`
+	AdminRate     float64  `help:"Admin changes (channels, ACLs, invites, bans…) per second per user, burst 4x; 0 disables." default:"50" env:"CONCLAVE_ADMIN_RATE"`
+	Registration  string   `help:"open: anyone may register; closed: only pinned admins, and users a server admin adds." enum:"open,closed" default:"open" env:"CONCLAVE_REGISTRATION"`
+	HistoryKeep   string   `name:"history-retention" help:"How long channel messages are kept (e.g. 7d, 36h)." default:"7d" env:"CONCLAVE_HISTORY_RETENTION"`
 }
 
 // Run starts the server and blocks until SIGINT or SIGTERM.
@@ -51,7 +51,7 @@ func (c *ServeCmd) Run(g *Globals) error {
 	cfg := server.Config{
 		DataDir: c.DataDir, Ephemeral: c.Ephemeral, Admins: admins, Logger: logger,
 		SnapshotEvery: c.SnapshotEvery, MaxBody: c.MaxBody, RateLimit: c.RateLimit, RateBurst: int(2 * c.RateLimit),
-		Version: version,
+		Version: version, Revision: buildRevision(), MetricsSeparate: c.MetricsBind != "",
 	}
 	if c.RateLimit <= 0 {
 		cfg.RateLimit = -1
@@ -101,6 +101,7 @@ func (c *ServeCmd) Run(g *Globals) error {
 		}
 		ms = &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErr <- ms.Serve(mln) }()
+		logger.Info("metrics listening", "addr", mln.Addr().String(), "url", "http://"+mln.Addr().String()+"/metrics")
 	}
 
 	sigs := make(chan os.Signal, 2)

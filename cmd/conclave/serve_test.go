@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alecthomas/kong"
 )
 
 // freeAddr returns a loopback address that was free a moment ago, so a
@@ -190,4 +193,97 @@ func makeCert(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// TestServeDefaultsToLoopback: a plain `serve` listens on 127.0.0.1:4390,
+// never on every interface.
+func TestServeDefaultsToLoopback(t *testing.T) {
+	var c CLI
+	parser, err := kong.New(&c, kong.Name("conclave"), kong.Vars{"version": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONCLAVE_BIND", "")
+	os.Unsetenv("CONCLAVE_BIND")
+	if _, err := parser.Parse([]string{"serve", "--ephemeral"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Bind != "127.0.0.1:4390" {
+		t.Fatalf("serve's default bind = %q, want 127.0.0.1:4390", c.Serve.Bind)
+	}
+	if out := ok(t, nil, "serve", "--help"); !strings.Contains(out, `--bind="127.0.0.1:4390"`) {
+		t.Errorf("serve --help does not show the loopback default:\n%s", out)
+	}
+}
+
+// TestServeFlagsHaveEnv: every serve flag can be set from the environment
+// as CONCLAVE_ and its name (--admin is CONCLAVE_ADMINS), for Fly,
+// containers and systemd.
+func TestServeFlagsHaveEnv(t *testing.T) {
+	var c CLI
+	parser, err := kong.New(&c, kong.Name("conclave"), kong.Vars{"version": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serve *kong.Node
+	for _, n := range parser.Model.Children {
+		if n.Name == "serve" {
+			serve = n
+		}
+	}
+	if serve == nil {
+		t.Fatal("no serve command")
+	}
+	for _, f := range serve.Flags {
+		want := "CONCLAVE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if f.Name == "admin" {
+			want = "CONCLAVE_ADMINS"
+		}
+		if len(f.Envs) != 1 || f.Envs[0] != want {
+			t.Errorf("serve --%s: env %v, want %s", f.Name, f.Envs, want)
+		}
+	}
+}
+
+// TestServeByEnvironment configures a server through the environment
+// alone: closed registration, a separate metrics listener, a retention and
+// a rate limit; /metrics is then served only on the metrics listener.
+func TestServeByEnvironment(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	srv := start(t, []string{"CONCLAVE_LOG_FORMAT=json", "CONCLAVE_BIND=127.0.0.1:0", "CONCLAVE_EPHEMERAL=true",
+		"CONCLAVE_REGISTRATION=closed", "CONCLAVE_METRICS_BIND=" + metricsAddr, "CONCLAVE_HISTORY_RETENTION=36h",
+		"CONCLAVE_RATE_LIMIT=0", "CONCLAVE_MAX_BODY=100"}, true, "serve")
+	line := srv.expect(`"msg":"conclave server listening"`)
+	go func() {
+		for range srv.lines {
+		}
+	}()
+	defer srv.stop(syscall.SIGTERM)
+	var rec struct{ Addr, URL string }
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Addr == "" {
+		t.Fatalf("listening line %q: %v", line, err)
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		io.Copy(&b, resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := get("http://" + rec.Addr + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on the main listener with CONCLAVE_METRICS_BIND set: %d, want 404", code)
+	}
+	if code, body := get("http://" + metricsAddr + "/metrics"); code != http.StatusOK || !strings.Contains(body, "conclave_sessions ") {
+		t.Errorf("/metrics on the metrics listener: %d %.80q", code, body)
+	}
+	if code, body := get("http://" + rec.Addr + "/health"); code != http.StatusOK || body != "ok" {
+		t.Errorf("/health on the main listener: %d %q", code, body)
+	}
+	fails(t, 1, "closed", []string{"CONCLAVE_CONFIG_DIR=" + t.TempDir()}, "register", "alice", "--server", rec.URL)
+	fails(t, 1, "invalid --history-retention", []string{"CONCLAVE_HISTORY_RETENTION=soon"}, "serve", "--ephemeral", "--bind", "127.0.0.1:0")
+	fails(t, 2, `--registration must be one of "open","closed" but got "ajar"`, []string{"CONCLAVE_REGISTRATION=ajar"}, "serve", "--ephemeral", "--bind", "127.0.0.1:0")
 }
