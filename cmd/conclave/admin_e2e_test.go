@@ -154,7 +154,7 @@ func TestAdminVerbs(t *testing.T) {
 
 	// A rename keeps bob's tail, which follows the new name.
 	bt := start(t, b, false, "tail", "--channel", "secret", "--as", "bt")
-	bt.expect(`^tailing #secret as bob/m/bt`)
+	bt.expectStderr(`^tailing #secret as bob/m/bt`)
 	if out := ok(t, a, "channel", "rename", "secret", "vault"); out != "✓ renamed secret to vault\n" {
 		t.Errorf("channel rename = %q", out)
 	}
@@ -195,13 +195,13 @@ func TestAdminVerbs(t *testing.T) {
 
 	// Kick by session path and by user name.
 	ct := start(t, c, false, "tail", "--channel", "ops", "--as", "ct")
-	ct.expect(`^tailing #ops as carol/m/ct`)
+	ct.expectStderr(`^tailing #ops as carol/m/ct`)
 	if out := ok(t, a, "kick", "carol/m/ct", "--channel", "ops"); out != "✓ kicked carol/m/ct from ops\n" {
 		t.Errorf("kick = %q", out)
 	}
 	ct.exitsWith(1, "unsubscribed from #ops: kicked from the channel by alice")
 	ct = start(t, c, false, "tail", "--channel", "ops", "--as", "ct")
-	ct.expect(`^tailing #ops as carol/m/ct`)
+	ct.expectStderr(`^tailing #ops as carol/m/ct`)
 	ok(t, a, "kick", "carol", "--channel", "ops")
 	ct.exitsWith(1, "kicked from the channel by alice")
 	fails(t, 2, "", a, "channel", "set-visibility", "ops", "secretive")
@@ -217,7 +217,7 @@ func TestAdminVerbs(t *testing.T) {
 		t.Errorf("user list = %q", out)
 	}
 	dt := start(t, d, false, "tail", "--channel", "ops")
-	dt.expect(`^tailing #ops as dave/m/`)
+	dt.expectStderr(`^tailing #ops as dave/m/`)
 	if out := ok(t, a, "user", "remove", "dave"); out != "✓ removed user dave\n" {
 		t.Errorf("user remove = %q", out)
 	}
@@ -229,7 +229,7 @@ func TestAdminVerbs(t *testing.T) {
 
 	// Deleting a channel ends its tails with the reason.
 	bt = start(t, b, false, "tail", "--channel", "ops")
-	bt.expect(`^tailing #ops`)
+	bt.expectStderr(`^tailing #ops`)
 	if out := ok(t, a, "channel", "delete", "ops", "--json"); out != `{"channel":"ops"}`+"\n" {
 		t.Errorf("channel delete --json = %q", out)
 	}

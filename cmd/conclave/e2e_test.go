@@ -207,11 +207,15 @@ func TestQuickStart(t *testing.T) {
 
 	// bob tails ops; alice posts and whispers.
 	tail := start(t, b, false, "tail", "--channel", "ops", "--as", "bt")
-	tail.expect(`^tailing #ops as bob/wb/bt — Ctrl-C to stop$`)
+	tail.expectStderr(`^tailing #ops as bob/wb/bt — Ctrl-C to stop$`)
 	if out := ok(t, a, "send", "--channel", "ops", "hello"); out != "✓ sent to ops\n" {
 		t.Errorf("send printed %q", out)
 	}
-	tail.expect(`^\[ops\] alice/wa/cli-\d+: hello$`)
+	// stdout holds only messages (the banner is on stderr): its first line
+	// is the first message, as `tail … | head -1` sees it.
+	if l := tail.next(); !regexp.MustCompile(`^\[ops\] alice/wa/cli-\d+: hello$`).MatchString(l) {
+		t.Errorf("tail's first stdout line = %q, want the first message", l)
+	}
 	if out := ok(t, a, "whisper", "bob/wb/bt", "psst"); !strings.HasPrefix(out, "✓") {
 		t.Errorf("whisper printed %q", out)
 	}
@@ -263,7 +267,7 @@ func TestQuickStart(t *testing.T) {
 
 	// tail --since prints the backlog, oldest first, then streams.
 	since := start(t, a, false, "tail", "--channel", "ops", "--since", "1h")
-	since.expect(`^tailing #ops as alice/wa/cli-\d+ — Ctrl-C to stop$`)
+	since.expectStderr(`^tailing #ops as alice/wa/cli-\d+ — Ctrl-C to stop$`)
 	if l := since.expect(`^\[ops\]`); !strings.HasSuffix(l, ": hello") {
 		t.Errorf("first backlog line %q, want the hello", l)
 	}
@@ -309,13 +313,13 @@ func TestQuickStart(t *testing.T) {
 	// A second session with bob's tail's path supersedes it: the first tail
 	// reports the server's reason and fails.
 	tail2 := start(t, b, false, "tail", "--channel", "ops", "--as", "bt")
-	tail2.expect(`^tailing #ops as bob/wb/bt`)
+	tail2.expectStderr(`^tailing #ops as bob/wb/bt`)
 	if code := tail.wait(); code != 1 || !strings.Contains(tail.stderrText(), "superseded") ||
-		strings.Count(tail.stderrText(), "\n") != 1 || !strings.HasPrefix(tail.stderrText(), "error: ") {
+		strings.Count(tail.stderrText(), "\n") != 2 || !strings.HasPrefix(tail.stderrText(), "tailing #ops as bob/wb/bt — Ctrl-C to stop\nerror: ") {
 		t.Errorf("superseded tail: exit %d, stderr %q; want 1 and one error line naming the reason", code, tail.stderrText())
 	}
-	if code := tail2.stop(os.Interrupt); code != 0 || tail2.stderrText() != "" {
-		t.Errorf("tail exit %d after Ctrl-C, stderr %q; want 0 and nothing", code, tail2.stderrText())
+	if code := tail2.stop(os.Interrupt); code != 0 || tail2.stderrText() != "tailing #ops as bob/wb/bt — Ctrl-C to stop\n" {
+		t.Errorf("tail exit %d after Ctrl-C, stderr %q; want 0 and only the banner", code, tail2.stderrText())
 	}
 
 	// A server presenting another id than the pinned one is refused.
@@ -344,15 +348,40 @@ func TestTailWaitsOutServerShutdown(t *testing.T) {
 	ok(t, a, "register", "alice", "--server", url, "--machine", "wa")
 	ok(t, a, "channel", "create", "ops", "--visibility", "unlisted")
 	tail := start(t, a, false, "tail", "--channel", "ops")
-	tail.expect(`^tailing #ops`)
+	tail.expectStderr(`^tailing #ops`)
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	tail.waitStderr("reconnecting")
 	if code := tail.stop(os.Interrupt); code != 0 {
 		t.Errorf("tail exit %d after Ctrl-C, want 0; stderr %q", code, tail.stderrText())
 	}
-	if e := tail.stderrText(); !strings.HasPrefix(e, "⚠ connection to "+url+" lost: ") || !strings.Contains(e, "shutting down") ||
+	e := tail.stderrText()
+	banner, e, _ := strings.Cut(e, "\n")
+	if !strings.HasPrefix(banner, "tailing #ops") || !strings.HasPrefix(e, "⚠ connection to "+url+" lost: ") || !strings.Contains(e, "shutting down") ||
 		strings.Count(e, "\n") != 1 {
 		t.Errorf("tail stderr %q, want one warning naming the server and the reason", e)
+	}
+}
+
+// expectStderr waits until a line of the process's stderr matches re.
+func (p *proc) expectStderr(re string) string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, l := range strings.Split(p.stderrText(), "\n") {
+			if rx.MatchString(l) {
+				return l
+			}
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("%v exited without a stderr line matching %q; stderr: %q", p.cmd.Args, re, p.stderrText())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%v printed no stderr line matching %q within 15s; stderr: %q", p.cmd.Args, re, p.stderrText())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

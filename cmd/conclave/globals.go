@@ -24,11 +24,12 @@ type GlobalFlags struct {
 // a context.Context that ends on SIGINT or SIGTERM): where to write, the
 // logger, and the global flags' values. There is no package-level state.
 type Globals struct {
+	Stdin  io.Reader    // read only where a verb is told to: a "-" argument
 	Stdout io.Writer    // results
 	Stderr io.Writer    // diagnostics
 	Logger *slog.Logger // from newLogger: CONCLAVE_LOG_LEVEL, -v, CONCLAVE_LOG_FORMAT
 	JSON   bool         // --json
-	// Version is the build's version, "dev" unless set with -ldflags.
+	// Version is the build's version (-ldflags, else the build info).
 	Version string
 
 	configDirFlag string // --config-dir or $CONCLAVE_CONFIG_DIR, "" if neither

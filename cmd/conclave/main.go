@@ -95,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	context.AfterFunc(ctx, stop)
 
 	g := &Globals{
+		Stdin:         os.Stdin,
 		Stdout:        stdout,
 		Stderr:        stderr,
 		Logger:        newLogger(cli.Verbose, stderr),

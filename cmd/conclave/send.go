@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/conclave/conclave/protocol"
 )
@@ -13,13 +16,17 @@ import (
 type SendCmd struct {
 	serverFlag
 	Channel string `name:"channel" required:"" placeholder:"CHANNEL" help:"The channel to post to."`
-	Text    string `arg:"" help:"The message."`
+	Text    string `arg:"" help:"The message; - reads it from stdin (to its end)."`
 }
 
 // Run posts and prints `✓ sent to <channel>`.
 func (c *SendCmd) Run(ctx context.Context, g *Globals) error {
 	if err := protocol.CheckName(c.Channel); err != nil {
 		return fmt.Errorf("invalid channel name %q: %w", c.Channel, err)
+	}
+	body, err := g.messageText(c.Text)
+	if err != nil {
+		return err
 	}
 	s, err := g.connect(ctx, c.Server, connectOptions{})
 	if err != nil {
@@ -33,7 +40,6 @@ func (c *SendCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("join rejected: %w", err)
 	}
-	body := c.Text
 	r, err = s.request(ctx, &protocol.Frame{Type: protocol.TChannelMsg, Channel: c.Channel, Body: &body})
 	if err == nil {
 		r, err = expect(r, protocol.TAck)
@@ -49,4 +55,37 @@ func (c *SendCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	g.printf("✓ sent to %s\n", c.Channel)
 	return nil
+}
+
+// stdinLimit bounds what "-" reads: more than any server's largest body,
+// so an oversized message is refused by the server with its limit.
+const stdinLimit = 16 << 20
+
+// messageText returns the message to send: arg itself, or stdin read to
+// its end when arg is exactly "-" (stdin is never read otherwise: an
+// agent's shell may hand a verb a stdin that never closes). One trailing
+// newline is dropped (echo adds it). An empty or whitespace-only message
+// is refused.
+func (g *Globals) messageText(arg string) (string, error) {
+	text := arg
+	if arg == "-" {
+		if g.Stdin == nil {
+			return "", errors.New("no stdin to read the message from")
+		}
+		b, err := io.ReadAll(io.LimitReader(g.Stdin, stdinLimit+1))
+		if err != nil {
+			return "", fmt.Errorf("read the message from stdin: %w", err)
+		}
+		if len(b) > stdinLimit {
+			return "", fmt.Errorf("the message on stdin is larger than %d MiB", stdinLimit>>20)
+		}
+		text = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	}
+	if strings.TrimSpace(text) == "" {
+		if arg == "-" {
+			return "", errors.New("empty message on stdin: nothing to send")
+		}
+		return "", errors.New("empty message: nothing to send (give the text, or - to read it from stdin)")
+	}
+	return text, nil
 }

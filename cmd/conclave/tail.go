@@ -163,12 +163,9 @@ func (t *tailer) follow(ctx context.Context, s *session, first bool) error {
 	t.joined = true
 	t.backoff.Reset()
 	if first {
-		banner := fmt.Sprintf("tailing #%s as %s — Ctrl-C to stop\n", t.channel, s.conn.Path())
-		if t.g.JSON {
-			fmt.Fprint(t.g.Stderr, banner)
-		} else {
-			t.g.printf("%s", banner)
-		}
+		// stderr, like every status line: stdout holds only messages, so
+		// `tail … | head -1` is the first message.
+		fmt.Fprintf(t.g.Stderr, "tailing #%s as %s — Ctrl-C to stop\n", t.channel, s.conn.Path())
 	} else {
 		fmt.Fprintf(t.g.Stderr, "✓ reconnected; resuming #%s\n", t.channel)
 	}

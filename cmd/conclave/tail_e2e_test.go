@@ -155,7 +155,7 @@ func TestTailResumesAcrossRestart(t *testing.T) {
 	ok(t, a, "register", "alice", "--server", url, "--machine", "wa")
 	ok(t, a, "channel", "create", "ops", "--visibility", "private")
 	tail := start(t, a, false, "tail", "--channel", "ops", "--as", "tl")
-	tail.expect(`^tailing #ops as alice/wa/tl`)
+	tail.expectStderr(`^tailing #ops as alice/wa/tl`)
 
 	var sent []string
 	send := func(phase string) {

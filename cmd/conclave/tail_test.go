@@ -216,12 +216,12 @@ func TestTailFillsBeforeTheFirstLiveMessage(t *testing.T) {
 		c.drop(ctx, protocol.ReasonSuperseded)
 	})
 	out, errOut, err := runTail(t, s, "--since", "1h")
-	want := "tailing #ops as alice/wa/t — Ctrl-C to stop\n[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n[ops] bob/wb/s: m10\n[ops] bob/wb/s: m11\n"
+	want := "[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n[ops] bob/wb/s: m10\n[ops] bob/wb/s: m11\n"
 	if out != want || reads != 3 {
 		t.Errorf("tail printed (after %d reads)\n%s\nwant\n%s", reads, out, want)
 	}
-	if err == nil || !strings.Contains(err.Error(), "superseded") || errOut != "" {
-		t.Errorf("tail ended with %v, stderr %q; want the drop reason as its error", err, errOut)
+	if err == nil || !strings.Contains(err.Error(), "superseded") || errOut != "tailing #ops as alice/wa/t — Ctrl-C to stop\n" {
+		t.Errorf("tail ended with %v, stderr %q; want the banner and the drop reason as its error", err, errOut)
 	}
 }
 
@@ -253,14 +253,15 @@ func TestTailReconnects(t *testing.T) {
 	})
 	start := time.Now()
 	out, errOut, err := runTail(t, s)
-	want := "tailing #ops as alice/wa/t — Ctrl-C to stop\n[ops] bob/wb/s: m5\n[ops2] bob/wb/s: m6\n[ops2] bob/wb/s: m7\n[ops2] bob/wb/s: m8\n"
+	want := "[ops] bob/wb/s: m5\n[ops2] bob/wb/s: m6\n[ops2] bob/wb/s: m7\n[ops2] bob/wb/s: m8\n"
 	if out != want {
 		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
 	}
 	if err == nil || err.Error() != "unsubscribed from #ops2: kicked from the channel by carol" {
 		t.Errorf("tail ended with %v", err)
 	}
-	wantErr := "#ops was renamed to #ops2; still tailing\n" +
+	wantErr := "tailing #ops as alice/wa/t — Ctrl-C to stop\n" +
+		"#ops was renamed to #ops2; still tailing\n" +
 		"⚠ connection to " + s.url + " lost: server ended the session: unauthorized: idle timeout: no heartbeat — reconnecting (Ctrl-C to stop)\n" +
 		"✓ reconnected; resuming #ops2\n"
 	if errOut != wantErr {
@@ -286,7 +287,7 @@ func TestTailRereadsWhenQuiet(t *testing.T) {
 		c.drop(ctx, protocol.ReasonMachineGone)
 	})
 	out, _, err := runTail(t, s, "--since", "2026-01-01")
-	if want := "tailing #ops as alice/wa/t — Ctrl-C to stop\n[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n"; out != want {
+	if want := "[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n"; out != want {
 		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
 	}
 	if err == nil || !strings.Contains(err.Error(), protocol.ReasonMachineGone) {
