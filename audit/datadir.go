@@ -4,19 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"syscall"
+
+	"github.com/conclave/conclave/datadir"
 
 	"github.com/conclave/conclave/eventlog"
-)
-
-// Data dir layout, as server.store writes it (see docs/).
-const (
-	serverIDFile = "server-id"
-	eventsDir    = "events"
-	historyDir   = "history"
-	snapshotsDir = "snapshots"
 )
 
 // progressEvery is how many records pass between two calls of the
@@ -24,60 +15,42 @@ const (
 const progressEvery = 1 << 13
 
 // ErrNotDataDir is wrapped by the error [Open] returns for a directory
-// that is not a conclave data dir.
-var ErrNotDataDir = errors.New("not a conclave data dir")
+// that is not a conclave data dir: [datadir.ErrNotDataDir].
+var ErrNotDataDir = datadir.ErrNotDataDir
 
-// NotDataDirError reports a directory that is not a conclave data dir.
-// Its message is exactly "DIR is not a conclave data dir", with DIR as
-// the caller gave it.
-type NotDataDirError struct {
-	Dir string
-}
-
-func (e *NotDataDirError) Error() string { return e.Dir + " is not a conclave data dir" }
-
-// Unwrap returns [ErrNotDataDir].
-func (e *NotDataDirError) Unwrap() error { return ErrNotDataDir }
+// NotDataDirError reports a directory that is not a conclave data dir:
+// "DIR is not a conclave data dir (REASON)", with DIR as the caller gave
+// it.
+type NotDataDirError = datadir.NotDataDirError
 
 // DataDir is a conclave data dir opened for reading. It holds no open
 // files: each method reads what it needs and closes it again, so there is
 // nothing to close. Safe for concurrent use (see the package doc).
 type DataDir struct {
 	dir      string
+	data     *datadir.Dir
 	events   *eventlog.Reader
 	progress func(records uint64)
 }
 
-// Open checks that dir is a conclave data dir — it holds a server-id file
-// and an events/ directory — and returns a reader for it. It writes
-// nothing and takes no lock. A missing or different directory gives a
-// *[NotDataDirError] ("DIR is not a conclave data dir"); other failures
-// (such as a permission error) are returned wrapped.
+// Open checks that dir is a conclave data dir (see [datadir.OpenReadOnly])
+// and returns a reader for it. It writes nothing and takes no lock. A
+// missing or different directory gives a *[NotDataDirError] ("DIR is not
+// a conclave data dir (REASON)"); other failures (such as a permission
+// error) are returned wrapped.
 func Open(dir string) (*DataDir, error) {
-	notDataDir := &NotDataDirError{Dir: dir}
-	fi, err := os.Stat(filepath.Join(dir, serverIDFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		return nil, notDataDir
-	case err != nil:
-		return nil, fmt.Errorf("audit: open %s: %w", dir, err)
-	case !fi.Mode().IsRegular():
-		return nil, notDataDir
+	data, err := datadir.OpenReadOnly(dir)
+	if errors.Is(err, ErrNotDataDir) {
+		return nil, err // one line for the user, as it is
 	}
-	fi, err = os.Stat(filepath.Join(dir, eventsDir))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, notDataDir
-	case err != nil:
-		return nil, fmt.Errorf("audit: open %s: %w", dir, err)
-	case !fi.IsDir():
-		return nil, notDataDir
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
 	}
-	r, err := eventlog.OpenReader(filepath.Join(dir, eventsDir))
+	r, err := eventlog.OpenReader(data.Events())
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", dir, err)
 	}
-	return &DataDir{dir: dir, events: r}, nil
+	return &DataDir{dir: dir, data: data, events: r}, nil
 }
 
 // Dir returns the data dir as given to Open.

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/conclave/conclave/datadir"
 
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
@@ -28,21 +31,21 @@ func TestOpenNotDataDir(t *testing.T) {
 			return p
 		}},
 		{"no server-id", func(dir string) string {
-			os.Mkdir(filepath.Join(dir, eventsDir), 0o700)
+			os.Mkdir(filepath.Join(dir, datadir.EventsDir), 0o700)
 			return dir
 		}},
 		{"no events", func(dir string) string {
-			os.WriteFile(filepath.Join(dir, serverIDFile), []byte("id\n"), 0o600)
+			os.WriteFile(filepath.Join(dir, datadir.ServerIDFile), []byte("id\n"), 0o600)
 			return dir
 		}},
 		{"events is a file", func(dir string) string {
-			os.WriteFile(filepath.Join(dir, serverIDFile), []byte("id\n"), 0o600)
-			os.WriteFile(filepath.Join(dir, eventsDir), nil, 0o600)
+			os.WriteFile(filepath.Join(dir, datadir.ServerIDFile), []byte("id\n"), 0o600)
+			os.WriteFile(filepath.Join(dir, datadir.EventsDir), nil, 0o600)
 			return dir
 		}},
 		{"server-id is a dir", func(dir string) string {
-			os.Mkdir(filepath.Join(dir, serverIDFile), 0o700)
-			os.Mkdir(filepath.Join(dir, eventsDir), 0o700)
+			os.Mkdir(filepath.Join(dir, datadir.ServerIDFile), 0o700)
+			os.Mkdir(filepath.Join(dir, datadir.EventsDir), 0o700)
 			return dir
 		}},
 	}
@@ -53,8 +56,8 @@ func TestOpenNotDataDir(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Open(%s) = %v, want an error", path, d)
 			}
-			if got, want := err.Error(), path+" is not a conclave data dir"; got != want {
-				t.Errorf("got %q, want %q", got, want)
+			if got, want := err.Error(), path+" is not a conclave data dir ("; !strings.HasPrefix(got, want) {
+				t.Errorf("got %q, want %q and a reason", got, want)
 			}
 			if !errors.Is(err, ErrNotDataDir) {
 				t.Errorf("%v does not wrap ErrNotDataDir", err)
@@ -71,8 +74,8 @@ func TestOpenKeepsDirAsGiven(t *testing.T) {
 	if d.Dir() != rel {
 		t.Errorf("Dir() = %q, want %q", d.Dir(), rel)
 	}
-	if _, err := Open("./nope"); err == nil || err.Error() != "./nope is not a conclave data dir" {
-		t.Errorf("got %v, want ./nope is not a conclave data dir", err)
+	if _, err := Open("./nope"); err == nil || err.Error() != "./nope is not a conclave data dir (it does not exist)" {
+		t.Errorf("got %v, want ./nope is not a conclave data dir (it does not exist)", err)
 	}
 }
 

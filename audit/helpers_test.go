@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 )
@@ -80,15 +82,15 @@ func newTestDir(t testing.TB) *testDir {
 func newTestDirSize(t testing.TB, segSize int) *testDir {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, serverIDFile), []byte("test-server-id\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, datadir.ServerIDFile), []byte("test-server-id\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{historyDir, snapshotsDir} {
+	for _, sub := range []string{datadir.HistoryDir, datadir.SnapshotsDir} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l, err := eventlog.Open(filepath.Join(dir, eventsDir), &eventlog.Options{NoSync: true, SegmentSize: segSize})
+	l, err := eventlog.Open(filepath.Join(dir, datadir.EventsDir), &eventlog.Options{NoSync: true, SegmentSize: segSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +144,10 @@ func (td *testDir) snapshot() string {
 	}
 	seq := td.state.LastSeq()
 	s := eventlog.Snapshot{Schema: projections.SchemaVersion, Seq: seq, Hash: td.recs[seq-1].Hash, Data: data}
-	if err := eventlog.WriteSnapshot(filepath.Join(td.dir, snapshotsDir), s, 3); err != nil {
+	if err := eventlog.WriteSnapshot(filepath.Join(td.dir, datadir.SnapshotsDir), s, 3); err != nil {
 		td.t.Fatal(err)
 	}
-	paths, _ := eventlog.ListSnapshots(filepath.Join(td.dir, snapshotsDir))
+	paths, _ := eventlog.ListSnapshots(filepath.Join(td.dir, datadir.SnapshotsDir))
 	return paths[len(paths)-1]
 }
 
@@ -170,14 +172,14 @@ func openDir(t testing.TB, dir string) *DataDir {
 // segmentFiles returns the event-log segment files of dir, in order.
 func segmentFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	des, err := os.ReadDir(filepath.Join(dir, eventsDir))
+	des, err := os.ReadDir(filepath.Join(dir, datadir.EventsDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, de := range des {
 		if len(de.Name()) == 20 {
-			out = append(out, filepath.Join(dir, eventsDir, de.Name()))
+			out = append(out, filepath.Join(dir, datadir.EventsDir, de.Name()))
 		}
 	}
 	sort.Strings(out)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 )
@@ -94,7 +96,7 @@ func (r *VerifyReport) Err() error {
 		switch s.Status {
 		case SnapshotOK, SnapshotUnchecked:
 		default:
-			return fmt.Errorf("snapshot %s/%s (seq %d) is %s: %s", snapshotsDir, s.File, s.Seq, s.Status, s.Detail)
+			return fmt.Errorf("snapshot %s/%s (seq %d) is %s: %s", datadir.SnapshotsDir, s.File, s.Seq, s.Status, s.Detail)
 		}
 	}
 	return nil
@@ -109,7 +111,7 @@ func (e *breakError) Error() string {
 	if e.se.Offset >= 0 {
 		at = fmt.Sprintf(" (byte %d)", e.se.Offset)
 	}
-	return fmt.Sprintf("event log broken at segment %s/%s, seq %d%s: %v", eventsDir, e.se.Segment, e.se.Seq, at, e.se.Err)
+	return fmt.Sprintf("event log broken at segment %s/%s, seq %d%s: %v", datadir.EventsDir, e.se.Segment, e.se.Seq, at, e.se.Err)
 }
 
 func (e *breakError) Unwrap() error { return e.se }
@@ -210,7 +212,7 @@ type loadedSnapshot struct {
 // with exactly the checks a server applies (eventlog.ReadSnapshot). A
 // file that disappears meanwhile (pruned by a live server) is left out.
 func (d *DataDir) loadSnapshots() ([]loadedSnapshot, error) {
-	paths, err := eventlog.ListSnapshots(filepath.Join(d.dir, snapshotsDir))
+	paths, err := eventlog.ListSnapshots(d.data.Snapshots())
 	if err != nil || len(paths) == 0 {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 )
@@ -193,7 +195,7 @@ func TestVerifySnapshotMismatch(t *testing.T) {
 			if s.Schema == 0 {
 				s.Schema = projections.SchemaVersion
 			}
-			if err := eventlog.WriteSnapshot(filepath.Join(td.dir, snapshotsDir), s, 3); err != nil {
+			if err := eventlog.WriteSnapshot(filepath.Join(td.dir, datadir.SnapshotsDir), s, 3); err != nil {
 				t.Fatal(err)
 			}
 			rep := verify(t, td.dir)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/conclave/conclave/atomicfile"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 )
@@ -42,7 +43,7 @@ type archiveReader struct {
 
 	// The event log as verified so far, and the state replayed from the
 	// snapshot (if any) and the events after it.
-	events chain
+	events eventlog.Chain
 	state  *projections.State
 	snap   *eventlog.Snapshot // the snapshot entry, once read
 	linked bool               // the event at snap.Seq has snap.Hash
@@ -70,7 +71,7 @@ func (a *archiveReader) truncated(err error) error {
 // Errors match ErrNewerFormat or ErrDamaged, except failures to write
 // under stage, which are returned as they are.
 func readArchive(r io.Reader, name, stage string) (*Manifest, error) {
-	a := &archiveReader{name: name, stage: stage, events: chain{next: 1}, state: projections.New()}
+	a := &archiveReader{name: name, stage: stage, events: eventlog.Chain{Next: 1}, state: projections.New()}
 	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxMemory(maxEntrySize))
 	if err != nil {
 		return nil, a.truncated(err)
@@ -160,7 +161,7 @@ func readArchive(r io.Reader, name, stage string) (*Manifest, error) {
 			if err := os.MkdirAll(filepath.Join(a.stage, d), 0o700); err != nil {
 				return nil, err
 			}
-			if err := syncDir(filepath.Join(a.stage, d)); err != nil {
+			if err := atomicfile.SyncDir(filepath.Join(a.stage, d)); err != nil {
 				return nil, err
 			}
 		}
@@ -186,7 +187,7 @@ func (a *archiveReader) check(path string, data []byte) error {
 			return a.damaged("server-id %q does not match the manifest's %q", id, a.m.ServerID)
 		}
 	case kindSnapshot:
-		s, err := decodeSnapshot(data, n)
+		s, err := eventlog.DecodeSnapshot(bytes.NewReader(data), n)
 		if err == nil && s.Schema != projections.SchemaVersion {
 			err = fmt.Errorf("schema %d, this binary reads %d", s.Schema, projections.SchemaVersion)
 		}
@@ -197,24 +198,25 @@ func (a *archiveReader) check(path string, data []byte) error {
 		if err != nil {
 			return a.damaged("%s does not load: %w", path, err)
 		}
-		a.snap, a.state = &s, st
+		a.snap, a.state = s, st
 	case kindEvents:
-		if n != a.events.next {
-			return a.damaged("%s should start at seq %d", path, a.events.next)
+		if n != a.events.Next {
+			return a.damaged("%s should start at seq %d", path, a.events.Next)
 		}
-		_, err := scanEvents(segment{index: n, name: strings.TrimPrefix(path, eventsDir+"/")}, data, &a.events, false, a.apply)
-		if err != nil {
-			return a.damaged("%w", err)
+		seg := eventlog.Segment{Index: n, Name: strings.TrimPrefix(path, eventsDir+"/")}
+		if _, err := eventlog.ScanEvents(seg, data, &a.events, nil, a.apply); err != nil {
+			return a.damaged("%s: %w", path, err)
 		}
 	case kindHistory:
 		if a.historyAny && n != a.historyNext {
 			return a.damaged("%s should start at index %d", path, a.historyNext)
 		}
-		_, count, err := scanHistory(segment{index: n, name: strings.TrimPrefix(path, historyDir+"/")}, data, n, false)
-		if err != nil {
-			return a.damaged("%w", err)
+		c := eventlog.Chain{Next: n}
+		seg := eventlog.Segment{Index: n, Name: strings.TrimPrefix(path, historyDir+"/")}
+		if _, err := eventlog.ScanPlain(seg, data, &c, nil, nil); err != nil {
+			return a.damaged("%s: %w", path, err)
 		}
-		a.historyAny, a.historyNext = true, n+count
+		a.historyAny, a.historyNext = true, c.Next
 	}
 	return nil
 }
@@ -244,10 +246,10 @@ func (a *archiveReader) apply(rec eventlog.Record) error {
 
 // finish checks what the manifest says about the whole archive.
 func (a *archiveReader) finish() error {
-	if last := a.events.next - 1; last != a.m.EventSeq {
+	if last := a.events.Next - 1; last != a.m.EventSeq {
 		return a.damaged("the event log ends at seq %d, the manifest says %d", last, a.m.EventSeq)
 	}
-	if got := hex.EncodeToString(a.events.prev[:]); got != a.m.LastHash {
+	if got := hex.EncodeToString(a.events.Prev[:]); got != a.m.LastHash {
 		return a.damaged("the last event's hash is %s…, the manifest says %.12s…", got[:12], a.m.LastHash)
 	}
 	if a.snap != nil && !a.linked {
@@ -271,38 +273,5 @@ func (a *archiveReader) write(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	return writeFileSync(dst, data)
-}
-
-// writeFileSync creates path (which must not exist) holding data, fsynced.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir fsyncs a directory so that the entries made in it survive a
-// power cut.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.CreateNew(dst, data, 0o600, false)
 }

@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -39,7 +42,8 @@ const maxAttempts = 5
 func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 	p := progressWriter{progress}
 	dir, out = filepath.Clean(dir), filepath.Clean(out)
-	if err := checkDataDir(dir); err != nil {
+	data, err := datadir.OpenReadOnly(dir)
+	if err != nil {
 		return Manifest{}, err
 	}
 	outDir, err := checkOut(dir, out)
@@ -62,7 +66,7 @@ func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 	var pl *plan
 	for attempt := 1; ; attempt++ {
 		pl = &plan{}
-		err = pl.scan(dir, p)
+		err = pl.scan(data, p)
 		if err == nil {
 			p.printf("copying events 1..%d, snapshot %s, history %s", pl.m.EventSeq, snapshotText(pl.m.SnapshotSeq), historyText(&pl.m))
 			err = writeArchive(f, pl)
@@ -107,7 +111,7 @@ func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 	if err := linkNew(tmp, out); err != nil {
 		return Manifest{}, err
 	}
-	if err := syncDir(outDir); err != nil {
+	if err := atomicfile.SyncDir(outDir); err != nil {
 		return Manifest{}, err
 	}
 	return pl.m, nil
@@ -128,27 +132,6 @@ func historyText(m *Manifest) string {
 		return fmt.Sprintf("empty (next index %d)", m.HistoryFirst)
 	}
 	return fmt.Sprintf("%d..%d", m.HistoryFirst, m.HistoryLast)
-}
-
-// checkDataDir tells a data dir from anything else: it holds server-id
-// and events/.
-func checkDataDir(dir string) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return kindErrorf(ErrNotDataDir, "data dir %s does not exist", dir)
-	case err != nil:
-		return err
-	case !fi.IsDir():
-		return kindErrorf(ErrNotDataDir, "%s is not a directory", dir)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, serverIDName)); err != nil || !fi.Mode().IsRegular() {
-		return kindErrorf(ErrNotDataDir, "%s is not a conclave data dir (no %s file)", dir, serverIDName)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, eventsDir)); err != nil || !fi.IsDir() {
-		return kindErrorf(ErrNotDataDir, "%s is not a conclave data dir (no %s directory)", dir, eventsDir)
-	}
-	return nil
 }
 
 // checkOut refuses an existing out or one inside dir, and returns the

@@ -222,11 +222,11 @@ func TestCreateRefuses(t *testing.T) {
 // lastSegment returns the path of the last event segment in dir.
 func lastSegment(t *testing.T, dir string) string {
 	t.Helper()
-	segs, err := listSegments(filepath.Join(dir, eventsDir))
+	segs, err := eventlog.ListSegments(filepath.Join(dir, eventsDir))
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("segments: %v %v", segs, err)
 	}
-	return segs[len(segs)-1].path
+	return segs[len(segs)-1].Path
 }
 
 func appendBytes(t *testing.T, path string, b []byte) {
@@ -303,13 +303,13 @@ func TestCreateRefusesDamage(t *testing.T) {
 			appendBytes(t, lastSegment(t, dir), frame(101, [32]byte{1}))
 		}, eventlog.ErrChain},
 		{"flipped byte in the first segment", func(t *testing.T, dir string) {
-			p := filepath.Join(dir, eventsDir, segmentName(1))
+			p := filepath.Join(dir, eventsDir, eventlog.SegmentName(1))
 			b, _ := os.ReadFile(p)
 			b[100] ^= 0x10
 			os.WriteFile(p, b, 0o600)
 		}, eventlog.ErrChecksum},
 		{"missing first segment", func(t *testing.T, dir string) {
-			os.Remove(filepath.Join(dir, eventsDir, segmentName(1)))
+			os.Remove(filepath.Join(dir, eventsDir, eventlog.SegmentName(1)))
 		}, eventlog.ErrCorrupt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -324,35 +324,6 @@ func TestCreateRefusesDamage(t *testing.T) {
 				t.Errorf("left %d files beside the output", len(des))
 			}
 		})
-	}
-}
-
-// TestScanEventsCutsEveryPrefix cuts a segment at every byte of its last
-// record: the valid prefix always ends at the record before it.
-func TestScanEventsCutsEveryPrefix(t *testing.T) {
-	var data []byte
-	var prev [32]byte
-	var ends []int
-	for seq := uint64(1); seq <= 3; seq++ {
-		f := frame(seq, prev)
-		rec, err := eventlog.DecodeRecord(f[uvarintLen(f):])
-		if err != nil {
-			t.Fatal(err)
-		}
-		prev = rec.Hash
-		data = append(data, f...)
-		ends = append(ends, len(data))
-	}
-	for cut := ends[1]; cut < ends[2]; cut++ {
-		c := chain{next: 1}
-		n, err := scanEvents(segment{index: 1, name: segmentName(1)}, data[:cut], &c, true, nil)
-		if err != nil || n != ends[1] || c.next != 3 {
-			t.Fatalf("cut at %d: valid prefix %d, next %d, err %v; want %d, 3, nil", cut, n, c.next, err, ends[1])
-		}
-		c = chain{next: 1}
-		if _, err := scanEvents(segment{index: 1, name: segmentName(1)}, data[:cut], &c, false, nil); cut > ends[1] && err == nil {
-			t.Fatalf("cut at %d: strict scan accepted a torn record", cut)
-		}
 	}
 }
 

@@ -3,6 +3,8 @@ package backup
 import (
 	"errors"
 	"fmt"
+
+	"github.com/conclave/conclave/datadir"
 )
 
 // Sentinel errors. The errors Create and Restore return wrap them (test
@@ -10,8 +12,9 @@ import (
 // and what is wrong with it.
 var (
 	// ErrNotDataDir reports a Create source that is not a conclave data
-	// dir: missing, not a directory, or without server-id and events/.
-	ErrNotDataDir = errors.New("backup: not a conclave data dir")
+	// dir: missing, not a directory, or without server-id and events/
+	// ([datadir.ErrNotDataDir]).
+	ErrNotDataDir = datadir.ErrNotDataDir
 	// ErrExists reports a Create output file that already exists. Create
 	// never overwrites a file.
 	ErrExists = errors.New("backup: output file exists")

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/conclave/conclave/datadir"
+	"github.com/conclave/conclave/eventlog"
 )
 
 // FormatVersion is the archive format this package writes and the newest
@@ -14,13 +17,13 @@ import (
 // ErrNewerFormat.
 const FormatVersion = 1
 
-// Archive entry names.
+// Archive entry names: the manifest, then the data dir's own names.
 const (
 	manifestName = "manifest.json"
-	serverIDName = "server-id"
-	eventsDir    = "events"
-	historyDir   = "history"
-	snapshotsDir = "snapshots"
+	serverIDName = datadir.ServerIDFile
+	eventsDir    = datadir.EventsDir
+	historyDir   = datadir.HistoryDir
+	snapshotsDir = datadir.SnapshotsDir
 
 	maxManifestSize = 16 << 20
 	maxServerIDSize = 4 << 10
@@ -95,13 +98,13 @@ func classify(path string) (kind fileKind, n uint64, ok bool) {
 	}
 	switch dir {
 	case snapshotsDir:
-		n, ok = parseSnapshotName(name)
+		n, ok = eventlog.ParseSnapshotName(name)
 		return kindSnapshot, n, ok && n > 0
 	case eventsDir:
-		n, ok = parseSegmentName(name)
+		n, ok = eventlog.ParseSegmentName(name)
 		return kindEvents, n, ok
 	case historyDir:
-		n, ok = parseSegmentName(name)
+		n, ok = eventlog.ParseSegmentName(name)
 		return kindHistory, n, ok
 	}
 	return 0, 0, false

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/conclave/conclave/atomicfile"
+
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 )
@@ -71,7 +73,7 @@ func Restore(file, dir string, progress io.Writer) (m Manifest, err error) {
 	if err := checkStage(stage, mp); err != nil {
 		return Manifest{}, kindErrorf(ErrDamaged, "backup %s does not restore: %w", file, err)
 	}
-	if err := syncDir(stage); err != nil {
+	if err := atomicfile.SyncDir(stage); err != nil {
 		return Manifest{}, err
 	}
 	if exists {
@@ -79,7 +81,7 @@ func Restore(file, dir string, progress io.Writer) (m Manifest, err error) {
 	} else {
 		err = os.Rename(stage, dir)
 		if err == nil {
-			err = syncDir(filepath.Dir(dir))
+			err = atomicfile.SyncDir(filepath.Dir(dir))
 		}
 	}
 	if err != nil {
@@ -170,5 +172,5 @@ func moveEntries(stage, dir string) error {
 	if err := os.Remove(stage); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,9 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 )
@@ -55,18 +56,14 @@ func (pl *plan) close() {
 // messages of a channel created after event N, which a restored server
 // would later attach to a new channel that happens to get that seq.)
 // The caller closes pl, also after an error.
-func (pl *plan) scan(dir string, p progressWriter) error {
+func (pl *plan) scan(data *datadir.Dir, p progressWriter) error {
 	pl.m = Manifest{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC()}
-	idPath := filepath.Join(dir, serverIDName)
-	b, err := os.ReadFile(idPath)
+	id, b, err := data.ReadServerID()
 	if err != nil {
-		return fmt.Errorf("read server id: %w", err)
-	}
-	id := strings.TrimSpace(string(b))
-	if id == "" || len(id) > 128 || len(b) > maxServerIDSize {
-		return fmt.Errorf("server id file %s is damaged", idPath)
+		return err
 	}
 	pl.m.ServerID = id
+	dir := data.Path()
 
 	history, err := pl.scanHistory(dir)
 	if err != nil {
@@ -81,7 +78,7 @@ func (pl *plan) scan(dir string, p progressWriter) error {
 		return err
 	}
 
-	pl.sources = append(pl.sources, source{File: File{Path: serverIDName, Size: int64(len(b)), SHA256: sum(b)}, src: idPath})
+	pl.sources = append(pl.sources, source{File: File{Path: serverIDName, Size: int64(len(b)), SHA256: sum(b)}, src: data.ServerIDPath()})
 	if snap != nil {
 		pl.sources = append(pl.sources, *snap)
 	}
@@ -103,14 +100,14 @@ func sum(b []byte) string {
 // history.
 func (pl *plan) scanHistory(dir string) ([]source, error) {
 	hdir := filepath.Join(dir, historyDir)
-	segs, err := listSegments(hdir)
+	segs, err := eventlog.ListSegments(hdir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read history log: %w", err)
 	}
-	if trunc, err := hasTruncationFiles(hdir); err != nil {
+	if trunc, err := eventlog.HasTruncationFiles(hdir); err != nil {
 		return nil, err
 	} else if trunc {
 		return nil, retryable(fmt.Errorf("the history log %s is being truncated (if the server is stopped, start it once to finish the truncation)", hdir))
@@ -119,9 +116,9 @@ func (pl *plan) scanHistory(dir string) ([]source, error) {
 	// the front, and the ones opened stay readable.
 	files := make([]*os.File, len(segs))
 	for i, seg := range segs {
-		f, err := os.Open(seg.path)
+		f, err := os.Open(seg.Path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, retryable(fmt.Errorf("%s/%s: %w", historyDir, seg.name, err))
+			return nil, retryable(fmt.Errorf("%s/%s: %w", historyDir, seg.Name, err))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read history log: %w", err)
@@ -129,48 +126,60 @@ func (pl *plan) scanHistory(dir string) ([]source, error) {
 		files[i] = f
 		pl.open = append(pl.open, f)
 	}
-	var srcs []source
-	next := uint64(0)
+	var (
+		srcs []source
+		c    eventlog.Chain
+	)
 	for i, seg := range segs {
-		if i > 0 && seg.index != next {
-			return nil, retryable(fmt.Errorf("%s/%s: segment starts at index %d, want %d", historyDir, seg.name, seg.index, next))
+		if i > 0 && seg.Index != c.Next {
+			return nil, retryable(fmt.Errorf("%s/%s: segment starts at index %d, want %d", historyDir, seg.Name, seg.Index, c.Next))
 		}
 		data, err := io.ReadAll(files[i])
 		if err != nil {
 			return nil, fmt.Errorf("read history log: %w", err)
 		}
 		tail := i == len(segs)-1
-		n, count, err := scanHistory(seg, data, seg.index, tail)
+		n, err := eventlog.ScanPlain(seg, data, &c, copyRule(tail), nil)
 		if err != nil {
+			err = fmt.Errorf("%s/%s: %w", historyDir, seg.Name, err)
 			if tail {
 				err = retryable(err)
 			}
 			return nil, err
 		}
-		srcs = append(srcs, source{File: File{Path: historyDir + "/" + seg.name, Size: int64(n), SHA256: sum(data[:n])}, src: seg.path, f: files[i]})
-		next = seg.index + count
+		srcs = append(srcs, source{File: File{Path: historyDir + "/" + seg.Name, Size: int64(n), SHA256: sum(data[:n])}, src: seg.Path, f: files[i]})
 	}
 	if len(segs) > 0 {
-		pl.m.HistoryFirst, pl.m.HistoryLast = segs[0].index, next-1
+		pl.m.HistoryFirst, pl.m.HistoryLast = segs[0].Index, c.Next-1
 	}
 	return srcs, nil
 }
 
 // eventSegment is a copied event segment: its file and valid length.
 type eventSegment struct {
-	seg  segment
+	seg  eventlog.Segment
 	size int
+}
+
+// copyRule is how the copy treats the end of a segment: the last segment
+// of a live log is cut where Open's repair would cut it (a record being
+// written, or torn by a crash); any other must be whole.
+func copyRule(tail bool) *eventlog.ScanOptions {
+	if tail {
+		return &eventlog.ScanOptions{Tail: eventlog.TailTorn}
+	}
+	return nil
 }
 
 // scanEventsDir checks the event log: every record's checksum, seq and
 // hash chain; the last segment is cut after its last complete record.
 func scanEventsDir(dir string, m *Manifest) ([]source, []eventSegment, error) {
 	edir := filepath.Join(dir, eventsDir)
-	segs, err := listSegments(edir)
+	segs, err := eventlog.ListSegments(edir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read event log: %w", err)
 	}
-	if trunc, err := hasTruncationFiles(edir); err != nil {
+	if trunc, err := eventlog.HasTruncationFiles(edir); err != nil {
 		return nil, nil, err
 	} else if trunc {
 		return nil, nil, retryable(fmt.Errorf("the event log %s has an unfinished truncation (if the server is stopped, start it once to finish it)", edir))
@@ -178,36 +187,31 @@ func scanEventsDir(dir string, m *Manifest) ([]source, []eventSegment, error) {
 	var (
 		srcs   []source
 		copied []eventSegment
-		c      = chain{next: 1}
+		c      = eventlog.Chain{Next: 1}
 	)
 	for i, seg := range segs {
 		tail := i == len(segs)-1
-		if seg.index != c.next {
-			err := error(&damageError{log: eventsDir, segment: seg.name, index: c.next, offset: 0,
-				err: fmt.Errorf("%w: segment starts at seq %d, want %d", eventlog.ErrCorrupt, seg.index, c.next)})
-			if tail && i > 0 {
-				err = retryable(err)
-			}
-			return nil, nil, err
-		}
-		data, err := os.ReadFile(seg.path)
+		data, err := os.ReadFile(seg.Path)
 		if errors.Is(err, fs.ErrNotExist) && tail {
-			return nil, nil, retryable(fmt.Errorf("%s/%s: %w", eventsDir, seg.name, err))
+			return nil, nil, retryable(fmt.Errorf("%s/%s: %w", eventsDir, seg.Name, err))
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("read event log: %w", err)
 		}
-		n, err := scanEvents(seg, data, &c, tail, nil)
+		// A gap before the last segment can be a roll seen half-way.
+		retry := tail && (i > 0 || seg.Index == c.Next)
+		n, err := eventlog.ScanEvents(seg, data, &c, copyRule(tail), nil)
 		if err != nil {
-			if tail {
+			err = fmt.Errorf("%s/%s: %w", eventsDir, seg.Name, err)
+			if retry {
 				err = retryable(err)
 			}
 			return nil, nil, err
 		}
-		srcs = append(srcs, source{File: File{Path: eventsDir + "/" + seg.name, Size: int64(n), SHA256: sum(data[:n])}, src: seg.path})
+		srcs = append(srcs, source{File: File{Path: eventsDir + "/" + seg.Name, Size: int64(n), SHA256: sum(data[:n])}, src: seg.Path})
 		copied = append(copied, eventSegment{seg, n})
 	}
-	m.EventSeq, m.LastHash = c.next-1, hex.EncodeToString(c.prev[:])
+	m.EventSeq, m.LastHash = c.Next-1, hex.EncodeToString(c.Prev[:])
 	return srcs, copied, nil
 }
 
@@ -222,7 +226,7 @@ func (pl *plan) pickSnapshot(dir string, segs []eventSegment, p progressWriter) 
 	}
 	for i := len(paths) - 1; i >= 0; i-- {
 		name := filepath.Base(paths[i])
-		seq, ok := parseSnapshotName(name)
+		seq, ok := eventlog.ParseSnapshotName(name)
 		if !ok || seq == 0 || seq > pl.m.EventSeq {
 			continue // newer than the copied events
 		}
@@ -251,7 +255,7 @@ func (pl *plan) pickSnapshot(dir string, segs []eventSegment, p progressWriter) 
 // checkSnapshot checks that a snapshot file's bytes decode to a state this
 // binary loads and that its hash is that of event seq in segs.
 func checkSnapshot(b []byte, seq uint64, segs []eventSegment) error {
-	s, err := decodeSnapshot(b, seq)
+	s, err := eventlog.DecodeSnapshot(bytes.NewReader(b), seq)
 	if err != nil {
 		return err
 	}
@@ -274,34 +278,35 @@ func checkSnapshot(b []byte, seq uint64, segs []eventSegment) error {
 func hashAt(segs []eventSegment, seq uint64) ([32]byte, error) {
 	var es *eventSegment
 	for i := range segs {
-		if segs[i].seg.index <= seq {
+		if segs[i].seg.Index <= seq {
 			es = &segs[i]
 		}
 	}
 	if es == nil {
 		return [32]byte{}, fmt.Errorf("event %d is not in the copy", seq)
 	}
-	data, err := os.ReadFile(es.seg.path)
+	data, err := os.ReadFile(es.seg.Path)
 	if err != nil {
 		return [32]byte{}, err
 	}
 	if len(data) > es.size {
 		data = data[:es.size]
 	}
-	off := 0
-	for i := es.seg.index; off < len(data); i++ {
-		payload, n, err := nextFrame(data[off:])
-		if err != nil {
-			break
+	var hash [32]byte
+	found := errors.New("found")
+	c := eventlog.Chain{Next: es.seg.Index, Unlinked: true}
+	_, err = eventlog.ScanEvents(es.seg, data, &c, nil, func(rec eventlog.Record) error {
+		if rec.Seq != seq {
+			return nil
 		}
-		if i == seq {
-			rec, err := eventlog.DecodeRecord(payload)
-			if err != nil || rec.Seq != seq {
-				return [32]byte{}, fmt.Errorf("event %d changed while it was read", seq)
-			}
-			return rec.Hash, nil
-		}
-		off += n
+		hash = rec.Hash
+		return found
+	})
+	switch {
+	case err == found:
+		return hash, nil
+	case err != nil:
+		return [32]byte{}, fmt.Errorf("event %d changed while it was read", seq)
 	}
 	return [32]byte{}, fmt.Errorf("event %d is not in the copy", seq)
 }

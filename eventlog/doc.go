@@ -65,6 +65,21 @@
 // they pass: checksum, format, seq, the joins between segments and the
 // hash chain.
 //
+// # Scanners
+//
+// One set of byte-level scanners reads both formats, for this package's
+// readers and for callers that hold a segment's bytes themselves (backup
+// copies a live log and reads archives): [ListSegments] and
+// [ParseSegmentName] for a directory, [ScanEvents] (with a [Chain], the
+// position of a scan) and [ScanPlain] for one segment's bytes,
+// [DecodeSnapshot] for a snapshot file. A [TailRule] says what a bad end of
+// the last segment means: an error, a write in progress, or a torn write
+// that Open would cut. With [ScanOptions.OnDamage] a scan does not stop
+// at damage: it reports each damaged entry, or run of entries hidden by an
+// unreadable frame ([SegmentError.Last]), with its segment, seq (index)
+// and byte offset, and reads on. [Reader.ScanWith] and [PlainReader.Scan]
+// do this for a whole events or history directory.
+//
 // # Writes and failures
 //
 // [Log.Append] and [Plain.Append] write a batch with one wal WriteBatch:

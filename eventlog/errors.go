@@ -36,15 +36,23 @@ var (
 type SegmentError struct {
 	Segment string // segment file name, e.g. "00000000000000000001"
 	Seq     uint64 // sequence number (wal index) of the damaged record
-	Offset  int64  // byte offset of the record's frame in the segment, -1 if unknown
-	Err     error
+	// Last is the last seq of a run of damaged records that one unreadable
+	// frame or a gap between segments hid (reported by a scan that goes
+	// on past damage, see [ScanOptions]); 0 when the damage is Seq alone.
+	Last   uint64
+	Offset int64 // byte offset of the record's frame in the segment, -1 if unknown
+	Err    error
 }
 
 func (e *SegmentError) Error() string {
-	if e.Offset >= 0 {
-		return fmt.Sprintf("%v (segment %s, seq %d, offset %d)", e.Err, e.Segment, e.Seq, e.Offset)
+	seq := fmt.Sprintf("seq %d", e.Seq)
+	if e.Last > e.Seq {
+		seq = fmt.Sprintf("seq %d-%d", e.Seq, e.Last)
 	}
-	return fmt.Sprintf("%v (segment %s, seq %d)", e.Err, e.Segment, e.Seq)
+	if e.Offset >= 0 {
+		return fmt.Sprintf("%v (segment %s, %s, offset %d)", e.Err, e.Segment, seq, e.Offset)
+	}
+	return fmt.Sprintf("%v (segment %s, %s)", e.Err, e.Segment, seq)
 }
 
 func (e *SegmentError) Unwrap() error { return e.Err }

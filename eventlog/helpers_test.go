@@ -80,9 +80,9 @@ func checkRecords(t testing.TB, recs []Record, es []Entry) {
 	}
 }
 
-func segmentsOf(t testing.TB, dir string) []segmentFile {
+func segmentsOf(t testing.TB, dir string) []Segment {
 	t.Helper()
-	segs, err := listSegments(dir)
+	segs, err := ListSegments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,7 +263,7 @@ func (l *Log) Replay(after uint64, prevHash [32]byte, fn func(Record) error) err
 		return ErrClosed
 	}
 	last, lastHash := l.lastSeq, l.lastHash
-	segs, err := listSegments(l.dir)
+	segs, err := ListSegments(l.dir)
 	l.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("eventlog: replay: %w", err)
@@ -277,24 +277,25 @@ func (l *Log) Replay(after uint64, prevHash [32]byte, fn func(Record) error) err
 		}
 		return nil
 	}
-	readSeg := func(seg segmentFile) ([]byte, error) {
+	readSeg := func(seg Segment) ([]byte, error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.s.closed {
 			return nil, ErrClosed
 		}
-		b, err := os.ReadFile(seg.path)
+		b, err := os.ReadFile(seg.Path)
 		if err != nil {
 			return nil, fmt.Errorf("eventlog: replay: %w", err)
 		}
 		return b, nil
 	}
-	c := chain{prev: prevHash}
-	return walk(segs, after+1, last, false, readSeg, func(seg segmentFile, off int, index uint64, payload []byte) error {
-		rec, err := c.check(seg, off, index, payload)
+	c := Chain{Next: after + 1, Prev: prevHash}
+	return walk(segs, after+1, last, readSeg, func(seg Segment, off int, index uint64, payload []byte) error {
+		rec, err := c.check(payload)
 		if err != nil {
-			return err
+			return &SegmentError{Segment: seg.Name, Seq: index, Offset: int64(off), Err: err}
 		}
+		c.advance(rec)
 		if err := fn(rec); err != nil {
 			return fmt.Errorf("eventlog: replay seq %d: %w", rec.Seq, err)
 		}

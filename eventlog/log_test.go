@@ -233,7 +233,7 @@ func TestFirstSegmentMustBeOne(t *testing.T) {
 	mustAppend(t, l, testEntries(1, 20))
 	l.Close()
 	segs := segmentsOf(t, dir)
-	if err := os.Remove(segs[0].path); err != nil {
+	if err := os.Remove(segs[0].Path); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(dir, testOpts()); !errors.Is(err, ErrCorrupt) {
@@ -256,7 +256,7 @@ func TestReopenEmptyTailSegment(t *testing.T) {
 	for i := 1; ; i++ {
 		recs = append(recs, mustAppend(t, l, testEntries(i, 1))...)
 		segs := segmentsOf(t, dir)
-		if fi, _ := os.Stat(segs[len(segs)-1].path); len(segs) > 1 && fi.Size() == 0 {
+		if fi, _ := os.Stat(segs[len(segs)-1].Path); len(segs) > 1 && fi.Size() == 0 {
 			break
 		}
 		if i > 100 {

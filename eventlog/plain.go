@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+
+	"github.com/conclave/conclave/atomicfile"
 )
 
 // Plain is an append-only log of opaque payloads in a tidwall/wal
@@ -213,7 +215,7 @@ func (p *Plain) TruncateFront(index uint64) error {
 		return fmt.Errorf("eventlog: truncate front to %d: %w", index, err)
 	}
 	if p.s.sync() {
-		if err := syncDir(p.dir); err != nil {
+		if err := atomicfile.SyncDir(p.dir); err != nil {
 			return fmt.Errorf("eventlog: truncate front to %d: %w", index, err)
 		}
 	}

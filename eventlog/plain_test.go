@@ -132,7 +132,7 @@ func TestPlainTornTail(t *testing.T) {
 	p.Close()
 	segs := segmentsOf(t, src)
 	last := segs[len(segs)-1]
-	offs, data := frameOffsets(t, last.path)
+	offs, data := frameOffsets(t, last.Path)
 	if len(offs) < 2 {
 		t.Fatalf("last segment holds %d entries", len(offs))
 	}
@@ -140,7 +140,7 @@ func TestPlainTornTail(t *testing.T) {
 	for cut := recStart; cut < len(data); cut++ {
 		dir := filepath.Join(t.TempDir(), fmt.Sprint(cut))
 		copyDir(t, src, dir)
-		writeFile(t, filepath.Join(dir, last.name), data[:cut])
+		writeFile(t, filepath.Join(dir, last.Name), data[:cut])
 		p := openPlain(t, dir, &Options{NoSync: true, SegmentSize: 1024})
 		if p.LastIndex() != 8 {
 			t.Fatalf("cut at +%d: LastIndex %d, want 8", cut-recStart, p.LastIndex())
@@ -157,7 +157,7 @@ func TestPlainTornTail(t *testing.T) {
 	t.Run("zero-filled tail", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "z")
 		copyDir(t, src, dir)
-		writeFile(t, filepath.Join(dir, last.name), append(append([]byte(nil), data...), make([]byte, 64)...))
+		writeFile(t, filepath.Join(dir, last.Name), append(append([]byte(nil), data...), make([]byte, 64)...))
 		p := openPlain(t, dir, nil)
 		checkPlain(t, p, 1, 9)
 	})
@@ -166,19 +166,19 @@ func TestPlainTornTail(t *testing.T) {
 		copyDir(t, src, dir)
 		b := append([]byte(nil), data...)
 		b[offs[0]+10] ^= 1
-		writeFile(t, filepath.Join(dir, last.name), b)
+		writeFile(t, filepath.Join(dir, last.Name), b)
 		_, err := OpenPlain(dir, nil)
-		wantSegmentError(t, err, last.name, last.index, ErrCorrupt, ErrChecksum)
+		wantSegmentError(t, err, last.Name, last.Index, ErrCorrupt, ErrChecksum)
 	})
 	t.Run("bad crc in an earlier segment", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "e")
 		copyDir(t, src, dir)
-		b := readFile(t, filepath.Join(dir, segs[0].name))
+		b := readFile(t, filepath.Join(dir, segs[0].Name))
 		b[20] ^= 1
-		writeFile(t, filepath.Join(dir, segs[0].name), b)
+		writeFile(t, filepath.Join(dir, segs[0].Name), b)
 		p := openPlain(t, dir, nil)
 		_, err := p.Read(1)
-		wantSegmentError(t, err, segs[0].name, 1, ErrChecksum)
+		wantSegmentError(t, err, segs[0].Name, 1, ErrChecksum)
 		if err := p.Scan(0, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrChecksum) {
 			t.Fatalf("Scan: %v", err)
 		}
@@ -236,11 +236,11 @@ func TestPlainInterruptedTruncation(t *testing.T) {
 	p.Close()
 	segs := segmentsOf(t, dir)
 	seg := segs[1]
-	offs, data := frameOffsets(t, seg.path)
-	start := seg.index + 2
-	writeFile(t, filepath.Join(dir, segmentName(start)+".START"), data[offs[2]:])
+	offs, data := frameOffsets(t, seg.Path)
+	start := seg.Index + 2
+	writeFile(t, filepath.Join(dir, SegmentName(start)+".START"), data[offs[2]:])
 	// And a torn tail on top.
-	lastPath := segs[len(segs)-1].path
+	lastPath := segs[len(segs)-1].Path
 	b := readFile(t, lastPath)
 	writeFile(t, lastPath, b[:len(b)-3])
 

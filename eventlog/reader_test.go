@@ -76,7 +76,7 @@ func TestReaderIncompleteTail(t *testing.T) {
 	src, recs := pristine(t, n, testOpts())
 	segs := segmentsOf(t, src)
 	last := segs[len(segs)-1]
-	offs, data := frameOffsets(t, last.path)
+	offs, data := frameOffsets(t, last.Path)
 	recStart := offs[len(offs)-1]
 	dir := filepath.Join(t.TempDir(), "events")
 	copyDir(t, src, dir)
@@ -85,7 +85,7 @@ func TestReaderIncompleteTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for cut := recStart; cut < len(data); cut++ {
-		writeFile(t, filepath.Join(dir, last.name), data[:cut])
+		writeFile(t, filepath.Join(dir, last.Name), data[:cut])
 		before := dirState(t, dir)
 		count, h, err := r.Verify()
 		if err != nil || count != n-1 || h != recs[n-2].Hash {
@@ -97,9 +97,9 @@ func TestReaderIncompleteTail(t *testing.T) {
 	}
 	// A zero-filled tail is damage, not a record being written: the
 	// Reader reports it (Open would cut it).
-	writeFile(t, filepath.Join(dir, last.name), append(append([]byte(nil), data...), make([]byte, 8)...))
+	writeFile(t, filepath.Join(dir, last.Name), append(append([]byte(nil), data...), make([]byte, 8)...))
 	count, _, err := r.Verify()
-	wantSegmentError(t, err, last.name, n+1, ErrCorrupt)
+	wantSegmentError(t, err, last.Name, n+1, ErrCorrupt)
 	if count != n {
 		t.Fatalf("Verify counted %d records before the damage, want %d", count, n)
 	}
@@ -126,8 +126,8 @@ func TestReaderDirs(t *testing.T) {
 func TestReaderIgnoresOtherFiles(t *testing.T) {
 	dir, recs := pristine(t, 15, testOpts())
 	for _, name := range []string{
-		segmentName(1) + ".broken", segmentName(3) + ".START", segmentName(4) + ".END",
-		segmentName(5) + ".START.TEMP", "0000000000000000000x", "notes.txt",
+		SegmentName(1) + ".broken", SegmentName(3) + ".START", SegmentName(4) + ".END",
+		SegmentName(5) + ".START.TEMP", "0000000000000000000x", "notes.txt",
 	} {
 		writeFile(t, filepath.Join(dir, name), []byte("junk"))
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+
+	"github.com/conclave/conclave/atomicfile"
 )
 
 // Repair policy (see doc.go): only the tail of the last segment is ever
@@ -31,7 +33,7 @@ type codec struct {
 
 // tailScan is the result of scanning the last segment.
 type tailScan struct {
-	seg   segmentFile
+	seg   Segment
 	size  int64  // bytes of valid entries (the file size after repair)
 	count uint64 // valid entries in the segment
 	last  []byte // payload of the last valid entry, nil if count == 0
@@ -42,14 +44,14 @@ type tailScan struct {
 }
 
 // scanTail parses the last segment and finds where its valid entries end.
-func scanTail(seg segmentFile, c codec, trustedSeq uint64, logger *slog.Logger) (tailScan, []byte, error) {
+func scanTail(seg Segment, c codec, trustedSeq uint64, logger *slog.Logger) (tailScan, []byte, error) {
 	ts := tailScan{seg: seg}
-	data, err := os.ReadFile(seg.path)
+	data, err := os.ReadFile(seg.Path)
 	if err != nil {
 		return ts, nil, fmt.Errorf("read last segment: %w", err)
 	}
 	check := c.newCheck()
-	off, index := 0, seg.index
+	off, index := 0, seg.Index
 	for off < len(data) {
 		payload, n, ferr := nextFrame(data[off:])
 		var (
@@ -71,7 +73,7 @@ func scanTail(seg segmentFile, c codec, trustedSeq uint64, logger *slog.Logger) 
 			// keep it (the log is the audit trail) and go on; the chain
 			// check restarts after it.
 			logger.Warn("damaged event record covered by the trusted snapshot; audit verify reports it",
-				"segment", seg.name, "seq", index, "err", cerr)
+				"segment", seg.Name, "seq", index, "err", cerr)
 			ts.count++
 			ts.last, ts.lastDamaged = payload, true
 			off += n
@@ -80,10 +82,10 @@ func scanTail(seg segmentFile, c codec, trustedSeq uint64, logger *slog.Logger) 
 			continue
 		}
 		if fatal {
-			return ts, nil, &SegmentError{Segment: seg.name, Seq: index, Offset: int64(off), Err: cerr}
+			return ts, nil, &SegmentError{Segment: seg.Name, Seq: index, Offset: int64(off), Err: cerr}
 		}
 		if c.validAfter(data, off, index) {
-			return ts, nil, &SegmentError{Segment: seg.name, Seq: index, Offset: int64(off),
+			return ts, nil, &SegmentError{Segment: seg.Name, Seq: index, Offset: int64(off),
 				Err: fmt.Errorf("%w: bad entry followed by valid ones, not a torn tail: %w", ErrCorrupt, cerr)}
 		}
 		break
@@ -95,7 +97,7 @@ func scanTail(seg segmentFile, c codec, trustedSeq uint64, logger *slog.Logger) 
 // repairTail scans the last segment of dir and cuts a torn tail off it,
 // keeping the cut bytes in a .broken file and fsyncing file and directory.
 func repairTail(dir string, c codec, sync bool, logger *slog.Logger, trustedSeq uint64) (tailScan, error) {
-	segs, err := listSegments(dir)
+	segs, err := ListSegments(dir)
 	if err != nil {
 		return tailScan{}, err
 	}
@@ -110,17 +112,17 @@ func repairTail(dir string, c codec, sync bool, logger *slog.Logger, trustedSeq 
 	if ts.size == int64(len(data)) {
 		return ts, nil
 	}
-	cut, broken, err := cutSegment(ts.seg.path, ts.size, data, sync)
+	cut, broken, err := cutSegment(ts.seg.Path, ts.size, data, sync)
 	if err != nil {
 		return ts, err
 	}
 	if sync {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return ts, err
 		}
 	}
 	logger.Warn("torn log tail cut",
-		"dir", dir, "segment", ts.seg.name, "seq", ts.seg.index+ts.count,
+		"dir", dir, "segment", ts.seg.Name, "seq", ts.seg.Index+ts.count,
 		"cut_bytes", cut, "kept_entries", ts.count, "broken", broken)
 	return ts, nil
 }
@@ -130,7 +132,7 @@ func repairTail(dir string, c codec, sync bool, logger *slog.Logger, trustedSeq 
 // after it (keeping the cut bytes). It is how a failed batch is undone,
 // whether its bytes reached the disk whole, in part or not at all.
 func cutAfter(dir string, last uint64, sync bool, logger *slog.Logger) error {
-	segs, err := listSegments(dir)
+	segs, err := ListSegments(dir)
 	if err != nil {
 		return err
 	}
@@ -140,50 +142,50 @@ func cutAfter(dir string, last uint64, sync bool, logger *slog.Logger) error {
 		}
 		return fmt.Errorf("%w: no segment files, want entries up to %d", ErrCorrupt, last)
 	}
-	if segs[0].index > last+1 {
-		return &SegmentError{Segment: segs[0].name, Seq: last, Offset: -1,
+	if segs[0].Index > last+1 {
+		return &SegmentError{Segment: segs[0].Name, Seq: last, Offset: -1,
 			Err: fmt.Errorf("%w: first segment starts after index %d", ErrCorrupt, last+1)}
 	}
 	k := 0 // the segment that will be the last one
 	for i, s := range segs {
-		if s.index <= last {
+		if s.Index <= last {
 			k = i
 		}
 	}
 	changed := false
 	for _, s := range segs[k+1:] {
-		to := brokenPath(s.path)
-		if err := os.Rename(s.path, to); err != nil {
-			return fmt.Errorf("set aside segment %s: %w", s.name, err)
+		to := brokenPath(s.Path)
+		if err := os.Rename(s.Path, to); err != nil {
+			return fmt.Errorf("set aside segment %s: %w", s.Name, err)
 		}
 		changed = true
-		logger.Warn("segment of failed batch set aside", "dir", dir, "segment", s.name, "seq", s.index, "broken", to)
+		logger.Warn("segment of failed batch set aside", "dir", dir, "segment", s.Name, "seq", s.Index, "broken", to)
 	}
 	keep := segs[k]
-	data, err := os.ReadFile(keep.path)
+	data, err := os.ReadFile(keep.Path)
 	if err != nil {
-		return fmt.Errorf("read segment %s: %w", keep.name, err)
+		return fmt.Errorf("read segment %s: %w", keep.Name, err)
 	}
 	off := 0
-	if keep.index <= last {
-		off, err = skipFrames(data, last-keep.index+1)
+	if keep.Index <= last {
+		off, err = skipFrames(data, last-keep.Index+1)
 		if err != nil {
 			if errors.Is(err, errIncomplete) {
 				err = fmt.Errorf("%w: entry missing", ErrCorrupt)
 			}
-			return &SegmentError{Segment: keep.name, Seq: keep.index, Offset: int64(off), Err: err}
+			return &SegmentError{Segment: keep.Name, Seq: keep.Index, Offset: int64(off), Err: err}
 		}
 	}
-	cut, broken, err := cutSegment(keep.path, int64(off), data, sync)
+	cut, broken, err := cutSegment(keep.Path, int64(off), data, sync)
 	if err != nil {
 		return err
 	}
 	if cut > 0 {
 		changed = true
-		logger.Warn("failed batch cut from segment", "dir", dir, "segment", keep.name, "seq", last+1, "cut_bytes", cut, "broken", broken)
+		logger.Warn("failed batch cut from segment", "dir", dir, "segment", keep.Name, "seq", last+1, "cut_bytes", cut, "broken", broken)
 	}
 	if changed && sync {
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 	return nil
 }

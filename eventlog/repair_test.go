@@ -39,13 +39,13 @@ func TestTornTailEveryOffset(t *testing.T) {
 		t.Fatalf("want several segments, got %d", len(segs))
 	}
 	last := segs[len(segs)-1]
-	offs, data := frameOffsets(t, last.path)
+	offs, data := frameOffsets(t, last.Path)
 	recStart := offs[len(offs)-1]
 	for cut := recStart; cut < len(data); cut++ {
 		t.Run(fmt.Sprint(cut-recStart), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "events")
 			copyDir(t, src, dir)
-			writeFile(t, filepath.Join(dir, last.name), data[:cut])
+			writeFile(t, filepath.Join(dir, last.Name), data[:cut])
 			var logs logBuffer
 			opts := testOpts()
 			opts.Logger = logs.logger()
@@ -60,7 +60,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 				}
 			} else {
 				want := data[recStart:cut]
-				if got := broken[last.name+".broken"]; !bytes.Equal(got, want) {
+				if got := broken[last.Name+".broken"]; !bytes.Equal(got, want) {
 					t.Fatalf(".broken holds %d bytes, want the %d cut", len(got), len(want))
 				}
 				if !strings.Contains(logs.String(), "torn log tail cut") || !strings.Contains(logs.String(), fmt.Sprintf("cut_bytes=%d", len(want))) {
@@ -80,7 +80,7 @@ func TestZeroFilledTail(t *testing.T) {
 	const n = 10
 	src, recs := pristine(t, n, testOpts())
 	last := segmentsOf(t, src)[len(segmentsOf(t, src))-1]
-	offs, data := frameOffsets(t, last.path)
+	offs, data := frameOffsets(t, last.Path)
 	recStart := offs[len(offs)-1]
 	cases := []struct {
 		name string
@@ -106,12 +106,12 @@ func TestZeroFilledTail(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "events")
 			copyDir(t, src, dir)
-			writeFile(t, filepath.Join(dir, last.name), c.file)
+			writeFile(t, filepath.Join(dir, last.Name), c.file)
 			l := openLog(t, dir, testOpts())
 			if l.LastSeq() != uint64(c.keep) || l.LastHash() != recs[c.keep-1].Hash {
 				t.Fatalf("got last seq %d, want %d", l.LastSeq(), c.keep)
 			}
-			if b := brokenFiles(t, dir)[last.name+".broken"]; len(b) != len(c.file)-len(readFile(t, filepath.Join(dir, last.name))) || len(b) == 0 {
+			if b := brokenFiles(t, dir)[last.Name+".broken"]; len(b) != len(c.file)-len(readFile(t, filepath.Join(dir, last.Name))) || len(b) == 0 {
 				t.Fatalf(".broken has %d bytes", len(b))
 			}
 			mustAppend(t, l, testEntries(c.keep+1, 1))
@@ -126,14 +126,14 @@ func TestRepairKeepsEvidence(t *testing.T) {
 	dir, _ := pristine(t, 3, testOpts())
 	seg := segmentsOf(t, dir)[0]
 	for i := 0; i < 2; i++ {
-		f, _ := os.OpenFile(seg.path, os.O_APPEND|os.O_WRONLY, 0)
+		f, _ := os.OpenFile(seg.Path, os.O_APPEND|os.O_WRONLY, 0)
 		f.Write([]byte{byte(0x80 + i)})
 		f.Close()
 		l := openLog(t, dir, testOpts())
 		l.Close()
 	}
 	b := brokenFiles(t, dir)
-	if len(b) != 2 || b[seg.name+".broken"][0] != 0x80 || b[seg.name+".broken.1"][0] != 0x81 {
+	if len(b) != 2 || b[seg.Name+".broken"][0] != 0x80 || b[seg.Name+".broken.1"][0] != 0x81 {
 		t.Fatalf("got broken files %v", b)
 	}
 	// The wal and the Reader ignore them.
@@ -148,17 +148,17 @@ func TestDamageNotRepaired(t *testing.T) {
 	src, _ := pristine(t, n, testOpts())
 	segs := segmentsOf(t, src)
 	first, last := segs[0], segs[len(segs)-1]
-	if last.index+1 >= n {
-		t.Fatalf("want at least 3 records in the last segment, it starts at %d", last.index)
+	if last.Index+1 >= n {
+		t.Fatalf("want at least 3 records in the last segment, it starts at %d", last.Index)
 	}
-	lastOffs, lastData := frameOffsets(t, last.path)
-	firstOffs, firstData := frameOffsets(t, first.path)
+	lastOffs, lastData := frameOffsets(t, last.Path)
+	firstOffs, firstData := frameOffsets(t, first.Path)
 	mid := 1 // a record in the middle of the last segment
-	midSeq := last.index + uint64(mid)
+	midSeq := last.Index + uint64(mid)
 
 	type damage struct {
 		name    string
-		seg     segmentFile
+		seg     Segment
 		file    []byte
 		openErr []error // nil: Open succeeds and Replay fails instead
 		seq     uint64
@@ -208,20 +208,20 @@ func TestDamageNotRepaired(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "events")
 			copyDir(t, src, dir)
-			writeFile(t, filepath.Join(dir, c.seg.name), c.file)
-			before := readFile(t, filepath.Join(dir, c.seg.name))
+			writeFile(t, filepath.Join(dir, c.seg.Name), c.file)
+			before := readFile(t, filepath.Join(dir, c.seg.Name))
 
 			r, err := OpenReader(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, _, err = r.Verify()
-			wantSegmentError(t, err, c.seg.name, c.seq, c.replay...)
+			wantSegmentError(t, err, c.seg.Name, c.seq, c.replay...)
 
 			l, err := Open(dir, testOpts())
 			if c.openErr != nil {
-				wantSegmentError(t, err, c.seg.name, c.seq, c.openErr...)
-				if !bytes.Equal(readFile(t, filepath.Join(dir, c.seg.name)), before) || len(brokenFiles(t, dir)) != 0 {
+				wantSegmentError(t, err, c.seg.Name, c.seq, c.openErr...)
+				if !bytes.Equal(readFile(t, filepath.Join(dir, c.seg.Name)), before) || len(brokenFiles(t, dir)) != 0 {
 					t.Fatal("Open changed a segment it refused to repair")
 				}
 				return
@@ -231,7 +231,7 @@ func TestDamageNotRepaired(t *testing.T) {
 			}
 			defer l.Close()
 			err = l.Replay(0, [32]byte{}, func(Record) error { return nil })
-			wantSegmentError(t, err, c.seg.name, c.seq, c.replay...)
+			wantSegmentError(t, err, c.seg.Name, c.seq, c.replay...)
 		})
 	}
 	t.Run("gap between segments", func(t *testing.T) {
@@ -239,15 +239,15 @@ func TestDamageNotRepaired(t *testing.T) {
 		// at an index the wal would panic on.
 		dir := filepath.Join(t.TempDir(), "events")
 		copyDir(t, src, dir)
-		writeFile(t, filepath.Join(dir, first.name), firstData[:firstOffs[len(firstOffs)-1]])
+		writeFile(t, filepath.Join(dir, first.Name), firstData[:firstOffs[len(firstOffs)-1]])
 		l := openLog(t, dir, testOpts())
 		err := l.Replay(0, [32]byte{}, func(Record) error { return nil })
-		wantSegmentError(t, err, segs[1].name, segs[1].index-1, ErrCorrupt)
-		_, err = l.Read(segs[1].index - 1)
-		wantSegmentError(t, err, first.name, segs[1].index-1, ErrCorrupt)
+		wantSegmentError(t, err, segs[1].Name, segs[1].Index-1, ErrCorrupt)
+		_, err = l.Read(segs[1].Index - 1)
+		wantSegmentError(t, err, first.Name, segs[1].Index-1, ErrCorrupt)
 		r, _ := OpenReader(dir)
 		_, _, err = r.Verify()
-		wantSegmentError(t, err, segs[1].name, segs[1].index-1, ErrCorrupt)
+		wantSegmentError(t, err, segs[1].Name, segs[1].Index-1, ErrCorrupt)
 	})
 }
 
@@ -302,10 +302,10 @@ func TestChainAndFormatInTail(t *testing.T) {
 			dir := t.TempDir()
 			writeRaw(t, dir, c.payloads...)
 			_, err := Open(dir, testOpts())
-			wantSegmentError(t, err, segmentName(1), 2, c.open...)
+			wantSegmentError(t, err, SegmentName(1), 2, c.open...)
 			r, _ := OpenReader(dir)
 			_, _, err = r.Verify()
-			wantSegmentError(t, err, segmentName(1), 2, c.verify...)
+			wantSegmentError(t, err, SegmentName(1), 2, c.verify...)
 		})
 	}
 }
@@ -443,7 +443,7 @@ func TestWALKeepsFailedBatch(t *testing.T) {
 func TestCutAfterKeepsUnrelatedFiles(t *testing.T) {
 	dir, _ := pristine(t, 20, testOpts())
 	segs := segmentsOf(t, dir)
-	target := segs[1].index + 1
+	target := segs[1].Index + 1
 	o, _ := testOpts().withDefaults()
 	if err := cutAfter(dir, target, false, o.Logger); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/conclave/conclave/atomicfile"
 )
 
 // This file knows the on-disk layout of tidwall/wal (Binary format): a
@@ -20,41 +22,53 @@ import (
 
 const segmentNameLen = 20
 
-// segmentFile is one segment file of a wal directory.
-type segmentFile struct {
-	index uint64 // index of its first entry
-	name  string
-	path  string
+// Segment is one segment file of a wal directory.
+type Segment struct {
+	Index uint64 // index of its first entry (the seq of its first record in an event log)
+	Name  string // the file name, e.g. "00000000000000000001"
+	Path  string // the directory joined with Name
 }
 
-func segmentName(index uint64) string { return fmt.Sprintf("%020d", index) }
+// SegmentName returns the file name of the segment whose first entry has
+// the given index.
+func SegmentName(index uint64) string { return fmt.Sprintf("%020d", index) }
 
-// listSegments returns the segment files of dir in index order, following
-// the same naming rule as tidwall/wal's load.
-func listSegments(dir string) ([]segmentFile, error) {
+// ParseSegmentName returns the index a segment file name stands for; ok
+// is false for any other name.
+func ParseSegmentName(name string) (index uint64, ok bool) {
+	if len(name) != segmentNameLen {
+		return 0, false
+	}
+	index, err := strconv.ParseUint(name, 10, 64)
+	return index, err == nil && index > 0
+}
+
+// ListSegments returns the segment files of the wal directory dir in index
+// order, following the same naming rule as tidwall/wal's load. Other files
+// (*.broken copies, the *.START and *.END of a truncation) are not
+// segments.
+func ListSegments(dir string) ([]Segment, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	var segs []segmentFile
+	var segs []Segment
 	for _, de := range des {
 		name := de.Name()
-		if de.IsDir() || len(name) != segmentNameLen {
+		index, ok := ParseSegmentName(name)
+		if de.IsDir() || !ok {
 			continue
 		}
-		index, err := strconv.ParseUint(name, 10, 64)
-		if err != nil || index == 0 {
-			continue
-		}
-		segs = append(segs, segmentFile{index: index, name: name, path: filepath.Join(dir, name)})
+		segs = append(segs, Segment{Index: index, Name: name, Path: filepath.Join(dir, name)})
 	}
-	sort.Slice(segs, func(i, j int) bool { return segs[i].index < segs[j].index })
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Index < segs[j].Index })
 	return segs, nil
 }
 
-// hasTruncationFiles reports whether dir holds the .START or .END file of a
-// tidwall/wal truncation that was interrupted.
-func hasTruncationFiles(dir string) (bool, error) {
+// HasTruncationFiles reports whether dir holds the .START or .END file of
+// a tidwall/wal truncation in progress or interrupted (the next open of
+// the log finishes it).
+func HasTruncationFiles(dir string) (bool, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return false, err
@@ -111,23 +125,6 @@ func skipFrames(b []byte, count uint64) (int, error) {
 	return off, nil
 }
 
-// syncDir fsyncs a directory so that file creations, renames and removals
-// in it survive a power cut. tidwall/wal never does this itself.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // brokenPath returns a name for keeping bytes cut from segment path:
 // <segment>.broken, or <segment>.broken.N if that exists, so evidence from
 // an earlier repair is never overwritten.
@@ -149,7 +146,7 @@ func cutSegment(path string, size int64, data []byte, sync bool) (cut int64, bro
 		return 0, "", nil
 	}
 	broken = brokenPath(path)
-	if err := writeFileSync(broken, data[size:], sync); err != nil {
+	if err := atomicfile.CreateNew(broken, data[size:], 0o640, !sync); err != nil {
 		return 0, "", fmt.Errorf("keep cut bytes: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -167,23 +164,4 @@ func cutSegment(path string, size int64, data []byte, sync bool) (cut int64, bro
 		return 0, "", fmt.Errorf("cut segment %s: %w", filepath.Base(path), err)
 	}
 	return int64(len(data)) - size, broken, nil
-}
-
-// writeFileSync creates path (which must not exist) holding data, fsynced.
-func writeFileSync(path string, data []byte, sync bool) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
 }

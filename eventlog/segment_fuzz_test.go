@@ -32,7 +32,7 @@ func validSegment(t testing.TB, n int) []byte {
 		}
 	}
 	l.Close()
-	b, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
+	b, err := os.ReadFile(filepath.Join(dir, SegmentName(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func FuzzOpenSegment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzTrusted(t, b)
 		dir := t.TempDir()
-		seg := filepath.Join(dir, segmentName(1))
+		seg := filepath.Join(dir, SegmentName(1))
 		if err := os.WriteFile(seg, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func FuzzOpenSegment(f *testing.F) {
 // documented errors, and a log it opens must take a record and open again.
 func fuzzTrusted(t *testing.T, b []byte) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, SegmentName(1)), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts := &Options{NoSync: true, TrustedSeq: uint64(len(b) % 5), TrustedHash: [32]byte{byte(len(b))}}

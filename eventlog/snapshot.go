@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/conclave/conclave/atomicfile"
+
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -48,8 +50,9 @@ type Snapshot struct {
 
 func snapshotName(seq uint64) string { return fmt.Sprintf("%s%020d%s", snapPrefix, seq, snapSuffix) }
 
-// snapshotSeq parses a snapshot file name; ok is false for other names.
-func snapshotSeq(name string) (uint64, bool) {
+// ParseSnapshotName returns the seq a snapshot file name (snap-<seq>.zst)
+// stands for; ok is false for other names.
+func ParseSnapshotName(name string) (uint64, bool) {
 	digits, ok := strings.CutPrefix(name, snapPrefix)
 	if !ok {
 		return 0, false
@@ -77,7 +80,7 @@ func ListSnapshots(dir string) ([]string, error) {
 	}
 	var snaps []snap
 	for _, de := range des {
-		if seq, ok := snapshotSeq(de.Name()); ok && de.Type().IsRegular() {
+		if seq, ok := ParseSnapshotName(de.Name()); ok && de.Type().IsRegular() {
 			snaps = append(snaps, snap{seq, filepath.Join(dir, de.Name())})
 		}
 	}
@@ -149,7 +152,7 @@ func WriteSnapshot(dir string, s Snapshot, keep int) (err error) {
 	if err := os.Rename(tmp, filepath.Join(dir, snapshotName(s.Seq))); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return err
 	}
 	return pruneSnapshots(dir, max(keep, 1))
@@ -178,7 +181,7 @@ func pruneSnapshots(dir string, keep int) error {
 			return fmt.Errorf("prune: %w", err)
 		}
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // LoadNewestSnapshot returns the newest snapshot in dir that is intact and
@@ -218,13 +221,26 @@ func ReadSnapshot(path string, schema uint32) (*Snapshot, error) {
 
 // readSnapshot reads and checks one snapshot file.
 func readSnapshot(path string) (*Snapshot, error) {
-	want, _ := snapshotSeq(filepath.Base(path))
+	want, _ := ParseSnapshotName(filepath.Base(path))
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	dec, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxSnapshotSize+1<<20))
+	s, err := DecodeSnapshot(f, want)
+	if err != nil {
+		return nil, err
+	}
+	s.Path = path
+	return s, nil
+}
+
+// DecodeSnapshot decodes a snapshot file's contents from r and checks its
+// magic, that its seq is wantSeq (the one its file name carries), its
+// payload's length and CRC-32C ([ErrChecksum]), the zstd frame checksum and
+// that nothing follows the payload. The error says what is wrong.
+func DecodeSnapshot(r io.Reader, wantSeq uint64) (*Snapshot, error) {
+	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxSnapshotSize+1<<20))
 	if err != nil {
 		return nil, err
 	}
@@ -237,11 +253,11 @@ func readSnapshot(path string) (*Snapshot, error) {
 		return nil, errors.New("not a snapshot (bad magic)")
 	}
 	p := hdr[len(snapMagic):]
-	s := &Snapshot{Schema: binary.BigEndian.Uint32(p), Seq: binary.BigEndian.Uint64(p[4:]), Path: path}
+	s := &Snapshot{Schema: binary.BigEndian.Uint32(p), Seq: binary.BigEndian.Uint64(p[4:])}
 	copy(s.Hash[:], p[12:44])
 	n := binary.BigEndian.Uint64(p[44:])
-	if s.Seq != want {
-		return nil, fmt.Errorf("header says seq %d, file name %d", s.Seq, want)
+	if s.Seq != wantSeq {
+		return nil, fmt.Errorf("header says seq %d, file name %d", s.Seq, wantSeq)
 	}
 	if n > MaxSnapshotSize {
 		return nil, fmt.Errorf("payload length %d exceeds %d", n, MaxSnapshotSize)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/conclave/conclave/atomicfile"
+
 	"github.com/tidwall/wal"
 )
 
@@ -142,7 +144,7 @@ func (s *store) open(cut bool, last uint64) error {
 	}
 	if ts.segments == 0 && s.sync() {
 		// wal.Open just created the first segment file.
-		if err := syncDir(s.dir); err != nil {
+		if err := atomicfile.SyncDir(s.dir); err != nil {
 			w.Close()
 			return err
 		}
@@ -172,7 +174,7 @@ func (s *store) ensureDir() error {
 		return err
 	}
 	if s.sync() {
-		return syncDir(filepath.Dir(filepath.Clean(s.dir)))
+		return atomicfile.SyncDir(filepath.Dir(filepath.Clean(s.dir)))
 	}
 	return nil
 }
@@ -181,7 +183,7 @@ func (s *store) ensureDir() error {
 // that a crash interrupted (its .START/.END files), before the repair code
 // looks for the last segment.
 func (s *store) finishTruncation() error {
-	has, err := hasTruncationFiles(s.dir)
+	has, err := HasTruncationFiles(s.dir)
 	if err != nil || !has {
 		return err
 	}
@@ -195,13 +197,13 @@ func (s *store) finishTruncation() error {
 	default:
 		return fmt.Errorf("finish interrupted truncation: %w", err)
 	}
-	if has, err = hasTruncationFiles(s.dir); err != nil {
+	if has, err = HasTruncationFiles(s.dir); err != nil {
 		return err
 	} else if has {
 		return fmt.Errorf("%w: interrupted truncation could not be completed in %s", ErrCorrupt, s.dir)
 	}
 	if s.sync() {
-		return syncDir(s.dir)
+		return atomicfile.SyncDir(s.dir)
 	}
 	return nil
 }
@@ -293,7 +295,7 @@ func (s *store) writeBatch(first uint64, payloads [][]byte) error {
 		// A new segment file appeared: make its directory entry durable.
 		s.dirSyncs++
 		if err = s.hook(OpSyncDir); err == nil && s.sync() {
-			err = syncDir(s.dir)
+			err = atomicfile.SyncDir(s.dir)
 		}
 	}
 	s.batch.Clear()
@@ -330,7 +332,7 @@ func (s *store) predictRoll(payloads [][]byte) (rolled bool, tail int64) {
 
 // refreshTail re-reads the tail segment's size after the wal rewrote it.
 func (s *store) refreshTail() error {
-	segs, err := listSegments(s.dir)
+	segs, err := ListSegments(s.dir)
 	if err != nil {
 		return err
 	}
@@ -338,7 +340,7 @@ func (s *store) refreshTail() error {
 		s.tail = 0
 		return nil
 	}
-	fi, err := os.Stat(segs[len(segs)-1].path)
+	fi, err := os.Stat(segs[len(segs)-1].Path)
 	if err != nil {
 		return err
 	}
@@ -374,10 +376,10 @@ func (s *store) read(index uint64) (data []byte, err error) {
 // hold entry index.
 func (s *store) segmentError(index uint64, err error) error {
 	name := "?"
-	if segs, lerr := listSegments(s.dir); lerr == nil {
+	if segs, lerr := ListSegments(s.dir); lerr == nil {
 		for _, sg := range segs {
-			if sg.index <= index {
-				name = sg.name
+			if sg.Index <= index {
+				name = sg.Name
 			}
 		}
 	}

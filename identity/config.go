@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/conclave/conclave/atomicfile"
+
 	"github.com/BurntSushi/toml"
 )
 
@@ -96,7 +98,7 @@ func LoadConfig(dir string) (*Config, error) {
 }
 
 // Save writes c to dir/config.toml atomically, creating dir (mode 0700) if
-// needed: it writes config.toml.<pid>.tmp in dir, syncs it, renames it over
+// needed: it writes a temporary .config.toml.*.tmp in dir, syncs it, renames it over
 // config.toml and syncs dir. On failure config.toml is untouched and no
 // temporary file is left. Save refuses a config that [LoadConfig] would
 // refuse. Comments in the old file are not kept.
@@ -108,7 +110,7 @@ func (c *Config) Save(dir string) error {
 	if err := ensureDir(dir); err != nil {
 		return fmt.Errorf("save config: create config dir: %w", err)
 	}
-	if err := writeFileAtomic(dir, ConfigFile, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ConfigFile), data, 0o600); err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
 	return nil

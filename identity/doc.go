@@ -25,7 +25,7 @@
 //     Rust version keeps working with the same identity) and is never read
 //     again once id_ed25519 exists.
 //   - config.toml: registrations, permission levels and the emit budget; see
-//     [Config]. [Config.Save] writes it atomically (config.toml.<pid>.tmp,
+//     [Config]. [Config.Save] writes it atomically (atomicfile: a temporary file,
 //     fsync, rename, fsync of the directory), so a reader sees the old file
 //     or the new one, never a mix. There is no file locking: two CLI
 //     processes that save at the same moment can lose one update.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/conclave/conclave/atomicfile"
 )
 
 // ensureDir makes sure dir exists. A directory it has to create gets mode
@@ -29,42 +31,6 @@ func ensureDir(dir string) error {
 	// MkdirAll is subject to the umask; 0700 survives any usual umask, but
 	// say what we mean.
 	return os.Chmod(dir, 0o700)
-}
-
-// writeFileAtomic replaces dir/name with data: it writes name.<pid>.tmp in
-// the same directory, syncs it, renames it over name and syncs the
-// directory. On failure the temporary file is removed and name is untouched.
-func writeFileAtomic(dir, name string, data []byte, perm fs.FileMode) (err error) {
-	path := filepath.Join(dir, name)
-	tmp := filepath.Join(dir, fmt.Sprintf("%s.%d.tmp", name, os.Getpid()))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	// A stale temporary file of a crashed process with our pid keeps its
-	// old mode through O_TRUNC; set it.
-	if err := f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 // createExclusive creates dir/name holding data with mode perm, and fails
@@ -99,7 +65,7 @@ func createExclusive(dir, name string, data []byte, perm fs.FileMode) error {
 	}
 	err = os.Link(tmp, path)
 	if err == nil {
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 	if errors.Is(err, fs.ErrExist) {
 		return err
@@ -129,22 +95,5 @@ func writeExclusive(path string, data []byte, perm fs.FileMode) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename or link in dir durable. Windows cannot sync a
-// directory and does not need to.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

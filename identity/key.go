@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/conclave/conclave/atomicfile"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -148,7 +150,7 @@ func writeKey(dir string, key ed25519.PrivateKey, comment string) error {
 		return fmt.Errorf("write machine key: %w", err)
 	}
 	pub := AuthorizedKey(key.Public().(ed25519.PublicKey), comment) + "\n"
-	if err := writeFileAtomic(dir, PublicKeyFile, []byte(pub), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, PublicKeyFile), []byte(pub), 0o644); err != nil {
 		return fmt.Errorf("write public key: %w", err)
 	}
 	return nil

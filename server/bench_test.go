@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/tidwall/wal"
 
 	"github.com/conclave/conclave/eventlog"
@@ -74,7 +76,7 @@ func BenchmarkRecovery(b *testing.B) {
 		b.Fatal(err)
 	}
 	st.close()
-	snapDir := filepath.Join(dir, snapshotsDir)
+	snapDir := filepath.Join(dir, datadir.SnapshotsDir)
 	moved := filepath.Join(b.TempDir(), "snapshots")
 
 	b.Run("snapshot", func(b *testing.B) {
@@ -249,10 +251,10 @@ func newBenchEnv(b *testing.B) *testEnv { return newTestEnv(b, Config{RateLimit:
 // straight to the event log, and a snapshot covering them all.
 func buildChurnLog(b *testing.B, dir string, n, users, channels int) {
 	b.Helper()
-	for _, sub := range []string{eventsDir, historyDir, snapshotsDir} {
+	for _, sub := range []string{datadir.EventsDir, datadir.HistoryDir, datadir.SnapshotsDir} {
 		os.MkdirAll(filepath.Join(dir, sub), 0o700)
 	}
-	log, err := eventlog.Open(filepath.Join(dir, eventsDir), &eventlog.Options{NoSync: true})
+	log, err := eventlog.Open(filepath.Join(dir, datadir.EventsDir), &eventlog.Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -292,7 +294,7 @@ func buildChurnLog(b *testing.B, dir string, n, users, channels int) {
 		}
 	}
 	log.Close()
-	os.WriteFile(filepath.Join(dir, serverIDFile), []byte("bench\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, datadir.ServerIDFile), []byte("bench\n"), 0o600)
 	st, state, err := openStore(dir, nil, discard())
 	if err != nil {
 		b.Fatal(err)
@@ -323,7 +325,7 @@ func BenchmarkRecoveryChurn(b *testing.B) {
 		}
 	}
 	b.Run("snapshot", run)
-	snapDir := filepath.Join(dir, snapshotsDir)
+	snapDir := filepath.Join(dir, datadir.SnapshotsDir)
 	if err := os.Rename(snapDir, filepath.Join(b.TempDir(), "moved")); err != nil {
 		b.Fatal(err)
 	}

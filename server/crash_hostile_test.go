@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
@@ -61,7 +63,7 @@ func newCrashFixture(t *testing.T) *crashFixture {
 	a.ok(&protocol.Frame{Type: protocol.TDeleteChannel, Channel: "c04"})
 	env.close()
 
-	events := filepath.Join(dir, eventsDir)
+	events := filepath.Join(dir, datadir.EventsDir)
 	var recs []eventlog.Record
 	if err := mustReader(t, events).Scan(func(r eventlog.Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func mustReader(t *testing.T, dir string) *eventlog.Reader {
 
 func removeSnapshots(t *testing.T, dir string) {
 	t.Helper()
-	snaps, _ := filepath.Glob(filepath.Join(dir, snapshotsDir, "*"))
+	snaps, _ := filepath.Glob(filepath.Join(dir, datadir.SnapshotsDir, "*"))
 	for _, s := range snaps {
 		if err := os.Remove(s); err != nil {
 			t.Fatal(err)
@@ -206,7 +208,7 @@ func (f *crashFixture) want(t *testing.T, n int) []byte {
 func (f *crashFixture) writeSnap(t *testing.T, dir string, seq uint64) string {
 	t.Helper()
 	data := f.want(t, int(seq))
-	snaps := filepath.Join(dir, snapshotsDir)
+	snaps := filepath.Join(dir, datadir.SnapshotsDir)
 	if err := eventlog.WriteSnapshot(snaps, eventlog.Snapshot{Schema: projections.SchemaVersion, Seq: seq, Hash: f.recs[seq-1].Hash, Data: data}, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +219,7 @@ func (f *crashFixture) writeSnap(t *testing.T, dir string, seq uint64) string {
 func (f *crashFixture) flip(t *testing.T, dir string, seq uint64) segInfo {
 	t.Helper()
 	seg := f.segOf(seq)
-	path := filepath.Join(dir, eventsDir, seg.name)
+	path := filepath.Join(dir, datadir.EventsDir, seg.name)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +271,7 @@ func TestCrashTornLastRecordAtEveryOffset(t *testing.T) {
 	f := newCrashFixture(t)
 	n := len(f.recs)
 	last := f.segs[len(f.segs)-1]
-	lastPath := filepath.Join(eventsDir, last.name)
+	lastPath := filepath.Join(datadir.EventsDir, last.name)
 	orig, err := os.ReadFile(filepath.Join(f.dir, lastPath))
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +310,7 @@ func TestCrashTornLastRecordAtEveryOffset(t *testing.T) {
 				var snapBytes []byte
 				if withSnap {
 					snapName = f.writeSnap(t, work, snap)
-					snapBytes, _ = os.ReadFile(filepath.Join(work, snapshotsDir, snapName))
+					snapBytes, _ = os.ReadFile(filepath.Join(work, datadir.SnapshotsDir, snapName))
 				}
 				every := d.every
 				if !withSnap {
@@ -321,9 +323,9 @@ func TestCrashTornLastRecordAtEveryOffset(t *testing.T) {
 					}
 					removeSnapshots(t, dir)
 					if withSnap {
-						os.WriteFile(filepath.Join(dir, snapshotsDir, snapName), snapBytes, 0o600)
+						os.WriteFile(filepath.Join(dir, datadir.SnapshotsDir, snapName), snapBytes, 0o600)
 					}
-					broken, _ := filepath.Glob(filepath.Join(dir, eventsDir, "*.broken*"))
+					broken, _ := filepath.Glob(filepath.Join(dir, datadir.EventsDir, "*.broken*"))
 					for _, b := range broken {
 						os.Remove(b)
 					}
@@ -362,7 +364,7 @@ func TestCrashTornLastRecordAtEveryOffset(t *testing.T) {
 							t.Fatalf("after repair and write: last seq %d, want %d", lastSeq(srv2), n)
 						}
 						shutdown(t, srv2)
-						if _, _, err := mustReader(t, filepath.Join(dir, eventsDir)).Verify(); err != nil {
+						if _, _, err := mustReader(t, filepath.Join(dir, datadir.EventsDir)).Verify(); err != nil {
 							t.Fatalf("audit after repair and write: %v", err)
 						}
 						continue
@@ -399,7 +401,7 @@ func TestCrashDamageAfterSnapshotRefusesStart(t *testing.T) {
 		{"hash chain: a record rewritten with a valid checksum", func(t *testing.T, dir string) (string, uint64) {
 			seq := f.segs[2].first
 			seg := f.segOf(seq)
-			path := filepath.Join(dir, eventsDir, seg.name)
+			path := filepath.Join(dir, datadir.EventsDir, seg.name)
 			b, _ := os.ReadFile(path)
 			fr := frameOffsets(b)
 			r := f.recs[seq-1]
@@ -438,7 +440,7 @@ func TestCrashDamageAfterSnapshotRefusesStart(t *testing.T) {
 				t.Fatalf("refusal %v: got %+v, want a *eventlog.SegmentError for %s seq %d", err, se, seg, seq)
 			}
 			// audit verify names the same place.
-			if _, _, verr := mustReader(t, filepath.Join(dir, eventsDir)).Verify(); !errors.As(verr, &se) || se.Seq != seq {
+			if _, _, verr := mustReader(t, filepath.Join(dir, datadir.EventsDir)).Verify(); !errors.As(verr, &se) || se.Seq != seq {
 				t.Fatalf("Verify = %v, want damage at seq %d", verr, seq)
 			}
 		})
@@ -492,7 +494,7 @@ func TestCrashDamageCoveredBySnapshot(t *testing.T) {
 				t.Fatalf("after restart: last seq %d, want %d\n%s", got, n+1, logs2)
 			}
 			shutdown(t, srv2)
-			_, _, verr := mustReader(t, filepath.Join(dir, eventsDir)).Verify()
+			_, _, verr := mustReader(t, filepath.Join(dir, datadir.EventsDir)).Verify()
 			var se *eventlog.SegmentError
 			if !errors.As(verr, &se) || se.Segment != seg.name || se.Seq != tt.bad || !errors.Is(verr, eventlog.ErrChecksum) {
 				t.Fatalf("Verify = %v, want a checksum error at segment %s seq %d", verr, seg.name, tt.bad)
@@ -554,7 +556,7 @@ func TestCrashSnapshotFallback(t *testing.T) {
 			for _, s := range []uint64{s1, s2, s3} {
 				f.writeSnap(t, dir, s)
 			}
-			tt.damage(t, filepath.Join(dir, snapshotsDir))
+			tt.damage(t, filepath.Join(dir, datadir.SnapshotsDir))
 			srv, logs, err := openDir(t, dir)
 			if err != nil {
 				t.Fatalf("the server does not start: %v", err)
@@ -615,7 +617,7 @@ func TestCrashFailedWriteRefusesBatch(t *testing.T) {
 			c := env.register("carol", "wc", "s")
 			a.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "ops"})
 			c.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
-			events := filepath.Join(dir, eventsDir)
+			events := filepath.Join(dir, datadir.EventsDir)
 			before := dirBytes(t, events)
 			seq := lastSeq(env.srv)
 
@@ -681,7 +683,7 @@ func TestCrashFailedWriteRefusesBatch(t *testing.T) {
 			c.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
 			a.ok(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", Body: body("kept")})
 			c.nextOfType(protocol.TChannelMsg)
-			hist := filepath.Join(dir, historyDir)
+			hist := filepath.Join(dir, datadir.HistoryDir)
 			before := dirBytes(t, hist)
 
 			sw.armed.Store(true)
@@ -818,7 +820,7 @@ func TestCrashDiskFull(t *testing.T) {
 	ackedPosts = append(ackedPosts, "space is back")
 	env.close()
 
-	if _, _, err := mustReader(t, filepath.Join(dir, eventsDir)).Verify(); err != nil {
+	if _, _, err := mustReader(t, filepath.Join(dir, datadir.EventsDir)).Verify(); err != nil {
 		t.Fatalf("the event log does not verify after a full disk: %v", err)
 	}
 	env2 := newTestEnv(t, Config{DataDir: dir})

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -100,7 +99,7 @@ func openHistory(s *Server) (*history, error) {
 		h.next = 1
 		return h, nil
 	}
-	dir := filepath.Join(s.store.dir, historyDir)
+	dir := s.store.data.History()
 	log, err := eventlog.OpenPlain(dir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook})
 	if err != nil {
 		return nil, fmt.Errorf("open history in %s: %w", dir, err)

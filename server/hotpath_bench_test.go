@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
+
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
@@ -184,7 +186,7 @@ func BenchmarkRestartMillion(b *testing.B) {
 	}
 	snapTook := time.Since(start)
 	st.close()
-	snapDir := filepath.Join(dir, snapshotsDir)
+	snapDir := filepath.Join(dir, datadir.SnapshotsDir)
 	var snapBytes int64
 	if es, _ := os.ReadDir(snapDir); len(es) > 0 {
 		if info, err := es[0].Info(); err == nil {

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
@@ -160,7 +159,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 
 	if s.store != nil {
 		var ts float64
-		if t, ok := newestSnapshot(filepath.Join(s.store.dir, snapshotsDir)); ok {
+		if t, ok := newestSnapshot(s.store.data.Snapshots()); ok {
 			ts = float64(t.UnixMilli()) / 1e3
 		}
 		p("conclave_snapshot_timestamp_seconds", "Unix time of the newest snapshot (0: none yet).", "gauge", formatFloat(ts))

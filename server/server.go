@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/conclave/conclave/datadir"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
@@ -205,7 +206,7 @@ func Open(cfg Config) (*Server, error) {
 // the reaper. /health answers 200 once it has returned nil.
 func (s *Server) Recover() error {
 	if s.cfg.Ephemeral {
-		id, err := newServerID()
+		id, err := datadir.NewServerID()
 		if err != nil {
 			return err
 		}
@@ -216,7 +217,7 @@ func (s *Server) Recover() error {
 		if err != nil {
 			return err
 		}
-		s.store, s.state, s.serverID = st, state, st.serverID
+		s.store, s.state, s.serverID = st, state, st.data.ServerID()
 	}
 	for name, key := range s.admins {
 		if key == nil {

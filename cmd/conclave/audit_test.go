@@ -331,8 +331,8 @@ func TestAuditCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"not a data dir", []string{"audit", "--data-dir", notDir}, 1, "error: " + notDir + " is not a conclave data dir\n"},
-		{"verify not a data dir", []string{"audit", "verify", "--data-dir", notDir}, 1, "error: " + notDir + " is not a conclave data dir\n"},
+		{"not a data dir", []string{"audit", "--data-dir", notDir}, 1, "error: " + notDir + " is not a conclave data dir (no server-id file)\n"},
+		{"verify not a data dir", []string{"audit", "verify", "--data-dir", notDir}, 1, "error: " + notDir + " is not a conclave data dir (no server-id file)\n"},
 		{"bad time", []string{"audit", "--data-dir", dir, "--since", "yesterday"}, 1, `error: --since: invalid time "yesterday"`},
 		{"at with a filter", []string{"audit", "--data-dir", dir, "--at", "1h", "--actor", "bob"}, 1, "error: --at prints the whole state"},
 		{"unknown type", []string{"audit", "--data-dir", dir, "--type", "chanel_created"}, 1, `error: --type: unknown event type "chanel_created"`},

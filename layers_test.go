@@ -1,0 +1,106 @@
+package conclave_test
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/conclave/conclave/"
+
+// layers is the package graph of SPEC.md §1, lowest floor first: each
+// package with its job, the packages of this module it may import (all on
+// rows above it: no import runs up, so there is no cycle) and the
+// third-party import paths (prefixes) it may import directly. What those
+// bring along is theirs. A package missing here fails the test: give it a
+// row where it belongs.
+var layers = []struct {
+	pkg   string
+	job   string
+	ours  []string
+	other []string
+}{
+	{"protocol", "wire frames, validation, names, error codes; no I/O", nil, nil},
+	{"atomicfile", "crash-safe file writes and directory fsyncs", nil, nil},
+	{"skill", "the packaged Claude Code skill, fed the kong model by cmd", nil,
+		[]string{"github.com/alecthomas/kong"}},
+	{"eventlog", "the durable log of opaque records, its scanners and snapshot files; knows nothing of chat",
+		[]string{"atomicfile"}, []string{"github.com/tidwall/wal", "github.com/klauspost/compress/zstd"}},
+	{"identity", "machine key, config dir, config.toml, permission levels",
+		[]string{"protocol", "atomicfile"}, []string{"golang.org/x/crypto/", "github.com/BurntSushi/toml"}},
+	{"projections", "state rebuilt from events; command validation",
+		[]string{"protocol", "eventlog"}, nil},
+	{"datadir", "the data dir's layout, LOCK and server id; open for writing or read-only",
+		[]string{"atomicfile"}, nil},
+	{"server", "the HTTP and WebSocket endpoint, the only writer of a data dir",
+		[]string{"protocol", "eventlog", "projections", "identity", "datadir", "atomicfile"},
+		[]string{"github.com/coder/websocket"}},
+	{"control", "the authenticated client: one-shot and persistent",
+		[]string{"protocol", "identity"}, []string{"github.com/coder/websocket"}},
+	{"bridge", "MCP stdio server, links to servers, local permission policy",
+		[]string{"protocol", "identity", "control"}, []string{"github.com/mark3labs/mcp-go/"}},
+	{"audit", "read-only replay of a data dir",
+		[]string{"protocol", "eventlog", "projections", "datadir"}, nil},
+	{"backup", "consistent copy of a data dir and its verified restore",
+		[]string{"protocol", "eventlog", "projections", "datadir", "atomicfile"},
+		[]string{"github.com/klauspost/compress/zstd"}},
+	{"bench", "load generator, in-process server, bare-WebSocket baseline",
+		[]string{"server", "control", "protocol", "identity"}, []string{"github.com/coder/websocket"}},
+	{"cmd/conclave", "the CLI: wiring only",
+		[]string{"protocol", "atomicfile", "skill", "eventlog", "identity", "projections", "datadir", "server",
+			"control", "bridge", "audit", "backup", "bench"},
+		[]string{"github.com/alecthomas/kong"}},
+}
+
+// TestLayers checks every package's direct imports against its row, and
+// the rows themselves: a package may import only rows above its own.
+func TestLayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found")
+	}
+	floor := map[string]int{}
+	for i, l := range layers {
+		floor[l.pkg] = i
+		for _, imp := range l.ours {
+			if j, ok := floor[imp]; !ok || j >= i {
+				t.Errorf("table: %s may import %s, which is not on a row above it", l.pkg, imp)
+			}
+		}
+	}
+	out, err := exec.Command(gobin, "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg, ok := strings.CutPrefix(f[0], module)
+		if !ok {
+			continue // the module root: this test
+		}
+		i, ok := floor[pkg]
+		if !ok {
+			t.Errorf("%s has no row in the layers table (SPEC.md §1): add one", pkg)
+			continue
+		}
+		l := layers[i]
+		for _, imp := range f[1:] {
+			if ours, ok := strings.CutPrefix(imp, module); ok {
+				if !slices.Contains(l.ours, ours) {
+					t.Errorf("%s imports %s; it may import only %v of this module", pkg, ours, l.ours)
+				}
+				continue
+			}
+			if first, _, _ := strings.Cut(imp, "/"); !strings.Contains(first, ".") {
+				continue // standard library
+			}
+			if !slices.ContainsFunc(l.other, func(p string) bool { return strings.HasPrefix(imp, p) }) {
+				t.Errorf("%s imports %s; beyond the standard library it may import only %v", pkg, imp, l.other)
+			}
+		}
+	}
+}
