@@ -227,3 +227,34 @@ func TestPlainReaderReportsDamage(t *testing.T) {
 		t.Errorf("%d good entries, want 29", good)
 	}
 }
+
+// FuzzScanDamaged feeds arbitrary bytes to both scanners with every tail
+// rule, going on past damage: they never panic, always end, and never
+// claim more bytes than they were given.
+func FuzzScanDamaged(f *testing.F) {
+	data, ends := eventFrames(4)
+	f.Add(data, uint8(0))
+	f.Add(data[:ends[2]+3], uint8(2))
+	zeroed := append([]byte(nil), data...)
+	clear(zeroed[ends[0]:ends[1]])
+	f.Add(zeroed, uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, rule uint8) {
+		seg := Segment{Index: 1, Name: SegmentName(1)}
+		damage := 0
+		opts := &ScanOptions{Tail: TailRule(rule % 3), OnDamage: func(*SegmentError) error {
+			damage++
+			return nil
+		}}
+		var c Chain
+		if n, err := ScanEvents(seg, b, &c, opts, nil); err != nil || n > len(b) {
+			t.Fatalf("ScanEvents: %d of %d bytes, %v", n, len(b), err)
+		}
+		if err := c.Finish(opts); err != nil {
+			t.Fatal(err)
+		}
+		c = Chain{}
+		if n, err := ScanPlain(seg, b, &c, opts, nil); err != nil || n > len(b) {
+			t.Fatalf("ScanPlain: %d of %d bytes, %v", n, len(b), err)
+		}
+	})
+}
