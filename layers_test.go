@@ -35,7 +35,7 @@ var layers = []struct {
 		[]string{"atomicfile"}, nil},
 	{"server", "the HTTP and WebSocket endpoint, the only writer of a data dir",
 		[]string{"protocol", "eventlog", "projections", "identity", "datadir", "atomicfile"},
-		[]string{"github.com/coder/websocket"}},
+		[]string{"github.com/coder/websocket", "golang.org/x/time/rate"}},
 	{"control", "the authenticated client: one-shot and persistent",
 		[]string{"protocol", "identity"}, []string{"github.com/coder/websocket"}},
 	{"bridge", "MCP stdio server, links to servers, local permission policy",
