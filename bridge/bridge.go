@@ -55,7 +55,23 @@ type Options struct {
 	// Now is the clock of the emit budget and catch_up. Nil means
 	// time.Now.
 	Now func() time.Time
+
+	// Delivery is how messages reach the session: DeliveryPush (the
+	// default) sends notifications/claude/channel; DeliveryHooks keeps
+	// them in an inbox that hooks and the inbox tools read at turn
+	// boundaries, for clients whose channels are off.
+	Delivery string
+
+	// InboxBytes bounds the inbox of DeliveryHooks. Zero means
+	// DefaultInboxBytes.
+	InboxBytes int
 }
+
+// Delivery modes (Options.Delivery).
+const (
+	DeliveryPush  = "push"
+	DeliveryHooks = "hooks"
+)
 
 // Bridge is one MCP stdio server with its links. Build it with [New] and
 // run it with [Bridge.Serve], once.
@@ -71,6 +87,8 @@ type Bridge struct {
 	links      []*link // selection order; fixed after New
 	byURL      map[string]*link
 	tools      []mcp.Tool // the catalogue, in the order tools/list shows it
+	inbox      *inbox     // DeliveryHooks only; nil when pushing
+	stops      stopGuard
 
 	// claimsMu guards claims.
 	claimsMu sync.Mutex
@@ -104,6 +122,13 @@ func New(opts *Options) (*Bridge, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	switch o.Delivery {
+	case "":
+		o.Delivery = DeliveryPush
+	case DeliveryPush, DeliveryHooks:
+	default:
+		return nil, fmt.Errorf("invalid --delivery %q: want push or hooks", o.Delivery)
+	}
 	b := &Bridge{
 		opts:       o,
 		log:        o.Logger,
@@ -112,6 +137,9 @@ func New(opts *Options) (*Bridge, error) {
 		budget:     newBudget(o.Config.EmitBudget, o.Now),
 		byURL:      make(map[string]*link),
 		claims:     make(map[string]string),
+	}
+	if o.Delivery == DeliveryHooks {
+		b.inbox = newInbox(o.InboxBytes)
 	}
 
 	if o.Handle != "" {
@@ -143,7 +171,7 @@ func New(opts *Options) (*Bridge, error) {
 				l.canonical = canonical
 				l.state = stateDisabled
 				b.log.Warn("duplicate server URL disabled", "server", s.URL, "canonical", canonical)
-				b.out.push(methodChannel, notice(s.URL, kindLink, "", duplicateText(s.URL, canonical)))
+				b.tell(notice(s.URL, kindLink, "", duplicateText(s.URL, canonical)))
 			}
 		}
 	}
@@ -151,8 +179,12 @@ func New(opts *Options) (*Bridge, error) {
 		return nil, err
 	}
 
-	b.tools = catalogue()
+	b.tools = catalogue(b.inbox != nil)
 	b.offerEmit, b.offerAdmin = b.offered()
+	text := instructions
+	if b.inbox != nil {
+		text += " " + inboxInstructions
+	}
 	hooks := &server.Hooks{}
 	hooks.AddAfterInitialize(func(context.Context, any, *mcp.InitializeRequest, *mcp.InitializeResult) {
 		// A client that never sends notifications/initialized still
@@ -161,25 +193,34 @@ func New(opts *Options) (*Bridge, error) {
 	})
 	hooks.AddAfterDiscover(func(_ context.Context, _ any, _ *mcp.DiscoverRequest, r *mcp.DiscoverResult) {
 		// Only a client that stays in the modern era keeps these
-		// instructions: one that falls back reads initialize's.
-		r.Instructions = instructions + " " + modernEraNote
+		// instructions: one that falls back reads initialize's. With
+		// hooks delivery the era does not matter.
+		r.Instructions = text
+		if b.inbox == nil {
+			r.Instructions += " " + modernEraNote
+		}
 	})
 	hooks.AddBeforeAny(func(ctx context.Context, _ any, method mcp.MCPMethod, _ any) {
 		if method != mcp.MethodServerDiscover && server.IsModernRequest(ctx) {
 			b.modernEra()
 		}
 	})
-	b.mcp = server.NewMCPServer("conclave", o.Version,
+	mcpOpts := []server.ServerOption{
 		server.WithHooks(hooks),
 		server.WithToolCapabilities(true),
-		server.WithExperimental(map[string]any{
-			"claude/channel":            map[string]any{},
-			"claude/channel/permission": map[string]any{},
-		}),
-		server.WithInstructions(instructions),
+		server.WithInstructions(text),
 		server.WithToolFilter(b.filterTools),
 		server.WithRecovery(),
-	)
+	}
+	// With DeliveryHooks nothing is pushed, so the channel capability is
+	// not declared: a client with channels on must not wait for pushes.
+	if b.inbox == nil {
+		mcpOpts = append(mcpOpts, server.WithExperimental(map[string]any{
+			"claude/channel":            map[string]any{},
+			"claude/channel/permission": map[string]any{},
+		}))
+	}
+	b.mcp = server.NewMCPServer("conclave", o.Version, mcpOpts...)
 	b.registerTools()
 	b.mcp.AddNotificationHandler("notifications/initialized", func(context.Context, mcp.JSONRPCNotification) {
 		b.out.setReady()
@@ -286,11 +327,34 @@ func (b *Bridge) Serve(ctx context.Context, stdin io.Reader, stdout io.Writer) e
 // notifications do not pile up (a client of that era may still read them).
 func (b *Bridge) modernEra() {
 	b.modernOnce.Do(func() {
+		if b.inbox != nil {
+			b.out.setReady() // hooks delivery: nothing is pushed, so nothing is lost
+			return
+		}
 		b.log.Warn("the MCP client negotiated a protocol revision (2026-07-28 or later) in which Claude Code " +
 			"does not deliver channel notifications: messages will not be pushed into this session; " +
 			"tools (catch_up) still work")
 		b.out.setReady()
 	})
+}
+
+// deliver hands a relayed message (notification params) to the session:
+// pushed, or kept in the inbox. e carries its dedup key, level and scope;
+// its text is rendered here.
+func (b *Bridge) deliver(params map[string]any, e entry) {
+	if b.inbox == nil {
+		b.out.push(methodChannel, params)
+		return
+	}
+	e.text = element("conclave", params)
+	if !b.inbox.add(e) {
+		b.log.Debug("inbox: duplicate or oversized entry not kept", "seq", e.key.seq)
+	}
+}
+
+// tell hands a bridge notice (notification params) to the session.
+func (b *Bridge) tell(params map[string]any) {
+	b.deliver(params, entry{level: noLevel, scope: "conclave notices"})
 }
 
 // send is the outbox's way out.

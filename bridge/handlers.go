@@ -348,7 +348,7 @@ func (b *Bridge) relayPermissionRequest(p map[string]any) {
 		text += "\nInput: " + xmlEscape(in)
 	}
 	text += "\nAnswer with submit_permission{request_id: \"" + xmlEscape(id) + "\", decision: \"allow\" or \"deny\"}."
-	b.out.push(methodChannel, map[string]any{
+	b.tell(map[string]any{
 		"content": "conclave: " + text,
 		"meta":    meta{{"kind", kindPermissionRequest}, {"request_id", id}},
 	})

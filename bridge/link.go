@@ -225,7 +225,7 @@ func (l *link) up(conn *control.Conn, fl *flapper) []string {
 	l.log.Info("connected", "session", conn.Path(), "admin", conn.Admin())
 	if fl.disconnected {
 		fl.disconnected = false
-		l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+		l.b.tell(notice(l.url, kindLink, "",
 			"Reconnected to "+code(l.url)+" as "+code(xmlEscape(conn.Path()))+
 				"; your channels are being re-joined. Call catch_up on them to read what was posted while the link was down."))
 	}
@@ -274,7 +274,7 @@ func (l *link) rejoin(conn *control.Conn, channels []string) {
 			if wasJoined {
 				what = "re-joining " + code(xmlEscape(ch))
 			}
-			l.b.out.push(methodChannel, notice(l.url, kindError, ch,
+			l.b.tell(notice(l.url, kindError, ch,
 				what+" on "+code(l.url)+" failed: "+xmlEscape(pe.Error())))
 			l.b.refreshTools()
 		default:
@@ -320,7 +320,11 @@ func (l *link) event(f *protocol.Frame) {
 		}
 		body, sealed := deliveryBody(f)
 		m2 := &inbound{server: l.url, channel: f.Channel, from: f.From, body: body, sealed: sealed, level: level}
-		l.b.out.push(methodChannel, m2.notification())
+		var key entryKey
+		if f.Seq != 0 {
+			key = entryKey{server: l.url, scope: "#" + f.Channel, seq: f.Seq}
+		}
+		l.b.deliver(m2.notification(), entry{key: key, level: level, scope: "#" + f.Channel + " on " + code(l.url)})
 	case protocol.TWhisper:
 		level := l.b.policy.whisper(l.url)
 		if level == identity.Mute {
@@ -328,7 +332,11 @@ func (l *link) event(f *protocol.Frame) {
 		}
 		body, sealed := deliveryBody(f)
 		m := &inbound{server: l.url, from: f.From, body: body, sealed: sealed, level: level}
-		l.b.out.push(methodChannel, m.notification())
+		var key entryKey
+		if f.Seq != 0 {
+			key = entryKey{server: l.url, scope: "@" + f.From, seq: f.Seq}
+		}
+		l.b.deliver(m.notification(), entry{key: key, level: level, scope: "whispers on " + code(l.url)})
 	case protocol.TUnsubscribed:
 		l.mu.Lock()
 		delete(l.joined, f.Channel)
@@ -338,7 +346,7 @@ func (l *link) event(f *protocol.Frame) {
 		if reason == "" {
 			reason = "no reason given"
 		}
-		l.b.out.push(methodChannel, notice(l.url, kindUnsubscribed, f.Channel,
+		l.b.tell(notice(l.url, kindUnsubscribed, f.Channel,
 			"You are no longer in "+code(xmlEscape(f.Channel))+" on "+code(l.url)+": "+xmlEscape(reason)+
 				". The bridge will not re-join it (not even for --join) until it restarts; join_channel joins it again if you still may."))
 		l.b.refreshTools()
@@ -362,7 +370,7 @@ func (l *link) event(f *protocol.Frame) {
 		}
 		l.mu.Unlock()
 		l.b.policy.rename(l.url, f.Channel, f.NewName)
-		l.b.out.push(methodChannel, notice(l.url, kindRenamed, f.NewName,
+		l.b.tell(notice(l.url, kindRenamed, f.NewName,
 			code(xmlEscape(f.Channel))+" on "+code(l.url)+" was renamed to "+code(xmlEscape(f.NewName))+
 				"; the bridge follows it (use the new name from now on)."))
 		l.b.refreshTools()
@@ -372,7 +380,7 @@ func (l *link) event(f *protocol.Frame) {
 			// the Disconnected notice.
 			return
 		}
-		l.b.out.push(methodChannel, notice(l.url, kindError, "",
+		l.b.tell(notice(l.url, kindError, "",
 			"the server at "+code(l.url)+" reported an error: "+xmlEscape(string(f.Code)+": "+f.Message)))
 	}
 }
@@ -395,7 +403,7 @@ func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) 
 		if l.b.handle.explicit {
 			fl.quiet = true
 			name, _ := l.b.handle.current()
-			l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+			l.b.tell(notice(l.url, kindLink, "",
 				"The link to "+code(l.url)+" keeps dropping right after connecting ("+xmlEscape(reason)+
 					"). Another live session probably uses the same handle "+code(xmlEscape(name))+
 					", and each connection supersedes the other. Start one of them with a distinct `--as HANDLE`. "+
@@ -404,7 +412,7 @@ func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) 
 		}
 		if old, renamed, ok := l.b.handle.rename(gen); ok {
 			l.log.Warn("handle renamed after repeated drops", "old", old, "new", renamed)
-			l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+			l.b.tell(notice(l.url, kindLink, "",
 				"The link to "+code(l.url)+" kept dropping right after connecting: another session (probably in the same directory) "+
 					"uses the handle "+code(xmlEscape(old))+". This session now uses the handle "+code(xmlEscape(renamed))+
 					"; start the bridge with `--as HANDLE` to pin a name of your own."))
@@ -415,7 +423,7 @@ func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) 
 		return
 	}
 	fl.disconnected = true
-	l.b.out.push(methodChannel, notice(l.url, kindLink, "",
+	l.b.tell(notice(l.url, kindLink, "",
 		"Disconnected from "+code(l.url)+": "+xmlEscape(reason)+
 			". The bridge is reconnecting; messages posted meanwhile are not delivered live, and tool calls to this server fail until it is back."))
 }
@@ -431,7 +439,7 @@ func (l *link) disable(canonical, serverID string) {
 	l.setStateLocked(stateDisabled)
 	l.mu.Unlock()
 	l.log.Warn("duplicate server URL disabled", "canonical", canonical, "server_id", serverID)
-	l.b.out.push(methodChannel, notice(l.url, kindLink, "", duplicateText(l.url, canonical)))
+	l.b.tell(notice(l.url, kindLink, "", duplicateText(l.url, canonical)))
 	l.b.refreshTools()
 }
 

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -72,8 +73,17 @@ func channelArg(what string) mcp.ToolOption {
 }
 
 // catalogue is every tool, in the order tools/list shows them (behaviour.md
-// §4.5).
-func catalogue() []mcp.Tool {
+// §4.5), with the inbox tools after the base ones when inbox is set.
+func catalogue(inbox bool) []mcp.Tool {
+	tools := baseTools()
+	if inbox {
+		at := slices.IndexFunc(tools, func(t mcp.Tool) bool { return t.Name == "send_channel" })
+		tools = slices.Insert(tools, at, inboxTools()...)
+	}
+	return tools
+}
+
+func baseTools() []mcp.Tool {
 	return []mcp.Tool{
 		mcp.NewTool("join_channel",
 			mcp.WithDescription("Join a channel so that its messages reach this session. Needs an invite token for a private channel you are not a member of. "+
@@ -216,6 +226,7 @@ func (b *Bridge) registerTools() {
 		"acl_add": b.aclAdd, "acl_remove": b.aclRemove, "invite_create": b.inviteCreate,
 		"invite_revoke": b.inviteRevoke, "kick": b.kick, "ban": b.ban, "unban": b.unban,
 		"rename_channel": b.renameChannel, "acl_list": b.aclList, "ban_list": b.banList, "invite_list": b.inviteList,
+		"read_inbox": b.readInbox, "peek_inbox": b.peekInbox, "wait_inbox": b.waitInbox, hookTool: b.inboxHook,
 	}
 	for _, t := range b.tools {
 		f := impl[t.Name]
