@@ -23,6 +23,7 @@ var layers = []struct {
 }{
 	{"protocol", "wire frames, validation, names, error codes; no I/O", nil, nil},
 	{"atomicfile", "crash-safe file writes and directory fsyncs", nil, nil},
+	{"agent", "coding-agent client settings that agent setup writes and removes", []string{"atomicfile"}, nil},
 	{"skill", "the packaged Claude Code skill, fed the kong model by cmd", nil,
 		[]string{"github.com/alecthomas/kong"}},
 	{"eventlog", "the durable log of opaque records, its scanners and snapshot files; knows nothing of chat",
@@ -48,7 +49,7 @@ var layers = []struct {
 	{"bench", "load generator, in-process server, bare-WebSocket baseline",
 		[]string{"server", "control", "protocol", "identity"}, []string{"github.com/coder/websocket"}},
 	{"cmd/conclave", "the CLI: wiring only",
-		[]string{"protocol", "atomicfile", "skill", "eventlog", "identity", "projections", "datadir", "server",
+		[]string{"protocol", "atomicfile", "agent", "skill", "eventlog", "identity", "projections", "datadir", "server",
 			"control", "bridge", "audit", "backup", "bench"},
 		[]string{"github.com/alecthomas/kong"}},
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/conclave/conclave/atomicfile"
 )
 
 // Names setup uses in Claude Code's files.
@@ -453,7 +455,11 @@ func (p *Plan) Apply() error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", filepath.Dir(c.Path), err)
 		}
-		if err := writeAtomic(path, c.New); err != nil {
+		mode := os.FileMode(0o644)
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
+		}
+		if err := atomicfile.WriteFile(path, c.New, mode); err != nil {
 			return fmt.Errorf("writing %s: %w", c.Path, err)
 		}
 	}
@@ -466,28 +472,4 @@ func (p *Plan) Apply() error {
 		}
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil {
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".conclave-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
