@@ -18,8 +18,9 @@
 //
 // # Secrets
 //
-// Invite tokens are shown as fingerprints, their first six characters and
-// "…", unless the caller asks for them (Filter.ShowTokens, the showTokens
+// Invite tokens are shown redacted by projections.RedactToken (the same
+// rule the server applies to audit_events), their first six characters
+// and "…", unless the caller asks for them (Filter.ShowTokens, the showTokens
 // argument of StateAt): in event targets, in event data and in state
 // dumps. Public keys are not secrets and are passed through.
 //

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
@@ -83,7 +82,7 @@ func (d *DataDir) Events(ctx context.Context, f Filter, fn func(Event) error) er
 			f.Actor != "" && !actorMatches(r.Actor, f.Actor) {
 			return nil
 		}
-		b := parseBody(r.Data)
+		b := projections.DecodeFields(r.Data)
 		if f.Channel != "" && b.Channel != f.Channel &&
 			(r.Type != projections.EvChannelRenamed || b.NewName != f.Channel) {
 			return nil
@@ -110,32 +109,11 @@ func actorMatches(actor, want string) bool {
 	return user == want || actor == want || strings.HasPrefix(actor, want+"/")
 }
 
-// body holds the fields of every event body (projections' *Data structs)
-// that a target summary or a filter needs. It is decoded leniently: a
-// field that is missing or of another type stays empty.
-type body struct {
-	User       string `json:"user"`
-	Machine    string `json:"machine"`
-	Channel    string `json:"channel"`
-	NewName    string `json:"new_name"`
-	Visibility string `json:"visibility"`
-	Token      string `json:"token"`
-	Target     string `json:"target"`
-}
-
-func parseBody(data []byte) body {
-	var b body
-	// On a type mismatch Unmarshal still fills the other fields; a body
-	// that is not a JSON object just has no summary.
-	_ = json.Unmarshal(data, &b)
-	return b
-}
-
 // target summarises what an event acted on.
-func target(typ string, b body, showTokens bool) string {
+func target(typ string, b projections.Fields, showTokens bool) string {
 	tok := b.Token
 	if !showTokens {
-		tok = TokenFingerprint(tok)
+		tok = projections.RedactToken(tok)
 	}
 	switch typ {
 	case projections.EvUserRegistered:
@@ -178,57 +156,16 @@ func target(typ string, b body, showTokens bool) string {
 	return strings.Join(parts, ", ")
 }
 
-// fingerprintLen is how many characters of an invite token its
-// fingerprint keeps.
-const fingerprintLen = 6
-
-// TokenFingerprint returns what the audit trail shows of an invite token:
-// its first six characters and "…" (half of a token shorter than twelve
-// characters, so that a short token is never shown whole). An empty token
-// stays empty.
-func TokenFingerprint(token string) string {
-	if token == "" {
-		return ""
-	}
-	n := utf8.RuneCountInString(token)
-	keep := min(fingerprintLen, n/2)
-	if n >= 2*fingerprintLen {
-		keep = fingerprintLen
-	}
-	i := 0
-	for k := 0; k < keep; k++ {
-		_, size := utf8.DecodeRuneInString(token[i:])
-		i += size
-	}
-	return token[:i] + "…"
-}
-
 // eventData returns an event body for Event.Data: compact JSON, with a
-// top-level "token" string replaced by its fingerprint unless showTokens.
+// top-level "token" string redacted (projections.RedactData) unless
+// showTokens.
 func eventData(data []byte, showTokens bool) json.RawMessage {
 	if !json.Valid(data) {
 		b, _ := json.Marshal(string(data)) // invalid UTF-8 becomes U+FFFD
 		return b
 	}
 	if !showTokens {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(data, &m) == nil {
-			masked := false
-			for k, raw := range m {
-				// encoding/json matches field names case-insensitively,
-				// so "Token" would be read as the token too.
-				var tok string
-				if strings.EqualFold(k, "token") && json.Unmarshal(raw, &tok) == nil && tok != "" {
-					m[k], _ = marshalCompact(TokenFingerprint(tok))
-					masked = true
-				}
-			}
-			if masked {
-				if b, err := marshalCompact(m); err == nil {
-					return b
-				}
-			}
-		}
+		data = projections.RedactData(data)
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, data); err != nil {
@@ -236,18 +173,6 @@ func eventData(data []byte, showTokens bool) json.RawMessage {
 		return b
 	}
 	return buf.Bytes()
-}
-
-// marshalCompact encodes v without escaping <, > and & (the audit trail is
-// not HTML).
-func marshalCompact(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // FromWire builds the Event that `conclave audit --server` shows for an
@@ -259,7 +184,7 @@ func FromWire(seq uint64, tsMs int64, actor, typ string, data []byte, showTokens
 		Time:   time.UnixMilli(tsMs).UTC(),
 		Actor:  actor,
 		Type:   typ,
-		Target: target(typ, parseBody(data), showTokens),
+		Target: target(typ, projections.DecodeFields(data), showTokens),
 		Data:   eventData(data, showTokens),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/projections"
 )
 
 // events returns the events f selects from d.
@@ -134,23 +135,6 @@ func TestEventsTokens(t *testing.T) {
 	}
 }
 
-func TestTokenFingerprint(t *testing.T) {
-	tests := []struct{ token, want string }{
-		{"", ""},
-		{"abcdefghijklmnop", "abcdef…"},
-		{"abcdefghijkl", "abcdef…"},
-		{"abcdefghijk", "abcde…"},
-		{"ab", "a…"},
-		{"a", "…"},
-		{"ééééééééééééé", "éééééé…"},
-	}
-	for _, tt := range tests {
-		if got := TokenFingerprint(tt.token); got != tt.want {
-			t.Errorf("TokenFingerprint(%q) = %q, want %q", tt.token, got, tt.want)
-		}
-	}
-}
-
 func TestEventData(t *testing.T) {
 	tests := []struct {
 		name, data string
@@ -176,11 +160,11 @@ func TestEventData(t *testing.T) {
 }
 
 func TestTargetUnknownType(t *testing.T) {
-	b := parseBody([]byte(`{"channel":"ops","user":"bob","extra":1}`))
+	b := projections.DecodeFields([]byte(`{"channel":"ops","user":"bob","extra":1}`))
 	if got, want := target("from_the_future", b, false), "user bob, channel ops"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	b = parseBody([]byte(`{"channel":7,"user":"bob"}`))
+	b = projections.DecodeFields([]byte(`{"channel":7,"user":"bob"}`))
 	if got, want := target("acl_added", b, false), "bob on "; got != want {
 		t.Errorf("mistyped field: got %q, want %q", got, want)
 	}

@@ -22,7 +22,7 @@ var errStop = errors.New("audit: stop")
 //
 // The dump lists only the invites still live at t: spent and revoked ones
 // are gone from the state anyway, and those that had expired by t are
-// left out. Invite tokens are fingerprints (see [TokenFingerprint]) unless
+// left out. Invite tokens are fingerprints (see [projections.RedactToken]) unless
 // showTokens.
 //
 // The records replayed are verified as [DataDir.Events] verifies them; a
@@ -49,7 +49,7 @@ func (d *DataDir) StateAt(ctx context.Context, t time.Time, showTokens bool) (pr
 				continue // expired at t (the server refuses it from that ms on)
 			}
 			if !showTokens {
-				inv.Token = TokenFingerprint(inv.Token)
+				inv.Token = projections.RedactToken(inv.Token)
 			}
 			live = append(live, inv)
 		}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"sync"
 
 	"github.com/conclave/conclave/projections"
@@ -24,16 +23,6 @@ type auditIndex struct {
 	cids  []uint64          // cids[seq-1] = channel id of event seq
 }
 
-// channelOf decodes the channel an event names.
-func channelOf(data []byte) (channel, newName string) {
-	var d struct {
-		Channel string `json:"channel"`
-		NewName string `json:"new_name"`
-	}
-	json.Unmarshal(data, &d)
-	return d.Channel, d.NewName
-}
-
 // update extends the index to the end of the log.
 func (s *Server) auditUpdate() error {
 	ix := &s.auditIx
@@ -46,7 +35,8 @@ func (s *Server) auditUpdate() error {
 		if err != nil {
 			return err
 		}
-		ch, nn := channelOf(rec.Data)
+		fields := projections.DecodeFields(rec.Data)
+		ch, nn := fields.Channel, fields.NewName
 		var cid uint64
 		switch rec.Type {
 		case projections.EvChannelCreated:
@@ -139,7 +129,7 @@ func (sess *session) audit(f *protocol.Frame) (*protocol.Frame, error) {
 		}
 		data := rec.Data
 		if !showTokens {
-			data = redactToken(data)
+			data = projections.RedactData(data)
 		}
 		out.Events = append(out.Events, protocol.AuditEvent{Seq: rec.Seq, TsMs: rec.TimeMs, Actor: rec.Actor, Type: rec.Type, Data: data})
 	}
@@ -155,30 +145,4 @@ func actorUser(actor string) string {
 		}
 	}
 	return actor
-}
-
-// redactToken shortens an invite token in event data to its first six
-// characters and an ellipsis.
-func redactToken(data []byte) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(data, &m) != nil {
-		return data
-	}
-	raw, ok := m["token"]
-	if !ok {
-		return data
-	}
-	var tok string
-	if json.Unmarshal(raw, &tok) != nil {
-		return data
-	}
-	if len(tok) > 6 {
-		tok = tok[:6]
-	}
-	m["token"], _ = json.Marshal(tok + "…")
-	b, err := json.Marshal(m)
-	if err != nil {
-		return data
-	}
-	return b
 }
