@@ -3,6 +3,7 @@ package identity
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -10,7 +11,7 @@ import (
 // in place or appending a new one.
 func (c *Config) UpsertServer(s Server) {
 	for i := range c.Servers {
-		if c.Servers[i].URL == s.URL {
+		if sameURL(c.Servers[i].URL, s.URL) {
 			c.Servers[i] = s
 			return
 		}
@@ -29,7 +30,7 @@ func (c *Config) RemoveServer(url string) (removedOverrides int, err error) {
 	c.Servers = append(c.Servers[:i], c.Servers[i+1:]...)
 	kept := c.Overrides[:0]
 	for _, o := range c.Overrides {
-		if o.Server == url {
+		if sameURL(o.Server, url) {
 			removedOverrides++
 			continue
 		}
@@ -80,5 +81,57 @@ func (c *Config) serverIndex(url string) int {
 			return i
 		}
 	}
+	for i := range c.Servers {
+		if sameURL(c.Servers[i].URL, url) {
+			return i
+		}
+	}
 	return -1
+}
+
+// NormalizeURL returns a server URL in the one spelling config.toml keeps:
+// scheme ws or wss (http and https are mapped to them, as a WebSocket
+// client does), scheme and host in lower case, no trailing slash on an
+// empty path. A URL without a scheme, or with another one, is an error
+// that says what to type.
+func NormalizeURL(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", errors.New("empty server URL: want ws://host:port or wss://host")
+	}
+	if !strings.Contains(s, "://") {
+		return "", fmt.Errorf("server URL %q has no scheme: use ws://%s (plain) or wss://%s (TLS)", raw, s, s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid server URL %q: want ws://host:port or wss://host", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "http":
+		u.Scheme = "ws"
+	case "wss", "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("invalid server URL %q: the scheme must be ws:// or wss://, not %s://", raw, u.Scheme)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("invalid server URL %q: no host", raw)
+	}
+	u.Host = strings.ToLower(u.Host)
+	if u.Path == "/" && u.RawQuery == "" && u.Fragment == "" {
+		u.Path = ""
+	}
+	return u.String(), nil
+}
+
+// sameURL reports whether two server URLs name the same server, comparing
+// their normalized spellings (config files written before normalization
+// may hold http:// ones).
+func sameURL(a, b string) bool {
+	if a == b {
+		return true
+	}
+	na, errA := NormalizeURL(a)
+	nb, errB := NormalizeURL(b)
+	return errA == nil && errB == nil && na == nb
 }

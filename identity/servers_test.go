@@ -11,11 +11,10 @@ func TestUpsertServer(t *testing.T) {
 	c.UpsertServer(Server{URL: "ws://a", Username: "u", Machine: "m"})
 	c.UpsertServer(Server{URL: "ws://b", Username: "u", Machine: "m"})
 	c.UpsertServer(Server{URL: "ws://a", Username: "v", Machine: "n", ServerID: "id"})
-	c.UpsertServer(Server{URL: "ws://a/", Username: "w", Machine: "m"})
+	c.UpsertServer(Server{URL: "http://a/", Username: "w", Machine: "m"}) // the same server, spelled otherwise
 	want := []Server{
-		{URL: "ws://a", Username: "v", Machine: "n", ServerID: "id"},
+		{URL: "http://a/", Username: "w", Machine: "m"},
 		{URL: "ws://b", Username: "u", Machine: "m"},
-		{URL: "ws://a/", Username: "w", Machine: "m"},
 	}
 	if !reflect.DeepEqual(c.Servers, want) {
 		t.Errorf("got %+v, want %+v", c.Servers, want)
@@ -48,8 +47,8 @@ func TestRemoveServer(t *testing.T) {
 		t.Errorf("after remove: servers %+v, overrides %+v", c.Servers, c.Overrides)
 	}
 
-	_, err = c.RemoveServer("wss://chat.example") // no trailing slash: a different URL
-	if err == nil || !strings.Contains(err.Error(), "no registration for `wss://chat.example`") {
+	_, err = c.RemoveServer("wss://chat.example:4390") // another port: a different URL
+	if err == nil || !strings.Contains(err.Error(), "no registration for `wss://chat.example:4390`") {
 		t.Errorf("got %v, want a no registration error", err)
 	}
 	if len(c.Servers) != 1 || len(c.Overrides) != 1 {
@@ -77,7 +76,8 @@ func TestSelectServer(t *testing.T) {
 		{"flag matches", two, "ws://b", "ws://b", ""},
 		{"flag matches only one", one, "ws://a", "ws://a", ""},
 		{"flag unknown", two, "ws://c", "", "not registered with ws://c (see `conclave register`)"},
-		{"flag not verbatim", one, "ws://a/", "", "not registered with ws://a/"},
+		{"flag spelled otherwise", one, "HTTP://A/", "ws://a", ""},
+		{"flag with another scheme", one, "wss://a", "", "not registered with wss://a"},
 		{"flag with none registered", NewConfig(), "ws://a", "", "not registered with ws://a"},
 	}
 	for _, tc := range tests {
@@ -93,5 +93,31 @@ func TestSelectServer(t *testing.T) {
 				t.Errorf("got (%+v, %v), want %s", s, err, tc.wantURL)
 			}
 		})
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	for _, c := range []struct{ in, want, err string }{
+		{"ws://h:4390", "ws://h:4390", ""},
+		{"http://h:4390", "ws://h:4390", ""},
+		{"https://Chat.Example.com/", "wss://chat.example.com", ""},
+		{"WSS://chat.example.com", "wss://chat.example.com", ""},
+		{" ws://h:1 ", "ws://h:1", ""},
+		{"h:4390", "", `server URL "h:4390" has no scheme: use ws://h:4390 (plain) or wss://h:4390 (TLS)`},
+		{"chat.example.com", "", "has no scheme"},
+		{"ftp://h", "", "the scheme must be ws:// or wss://, not ftp://"},
+		{"ws://", "", "no host"},
+		{"", "", "empty server URL"},
+	} {
+		got, err := NormalizeURL(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("NormalizeURL(%q) = %q, %v; want error %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
 	}
 }

@@ -355,11 +355,11 @@ func (d decider) join(c Join) ([]Event, *protocol.Error) {
 	}
 	ch, ok := d.s.channels[c.Channel]
 	if !ok {
-		return nil, protocol.NoSuchChannel(c.Channel)
+		return nil, protocol.NoSuchChannelOrInvite(c.Channel)
 	}
 	if _, banned := ch.bans[d.actor.User]; banned {
 		if !d.s.Visible(d.actor, c.Channel) {
-			return nil, protocol.NoSuchChannel(c.Channel)
+			return nil, protocol.NoSuchChannelOrInvite(c.Channel)
 		}
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "you are banned from channel %q", c.Channel)
 	}
@@ -372,11 +372,11 @@ func (d decider) join(c Join) ([]Event, *protocol.Error) {
 	inv, ok := d.s.invites[c.Token]
 	switch {
 	case c.Token == "" || !ok || inv.channel != c.Channel:
-		return nil, protocol.NoSuchChannel(c.Channel)
+		return nil, protocol.NoSuchChannelOrInvite(c.Channel)
 	case inv.uses != nil && *inv.uses <= 0:
-		return nil, protocol.NoSuchChannel(c.Channel)
+		return nil, protocol.NoSuchChannelOrInvite(c.Channel)
 	case inv.expiresAtMs != nil && d.now.UnixMilli() >= *inv.expiresAtMs:
-		return nil, protocol.NoSuchChannel(c.Channel)
+		return nil, protocol.NoSuchChannelOrInvite(c.Channel)
 	}
 	return []Event{
 		d.event(EvInviteRedeemed, RedeemData{Channel: c.Channel, Token: c.Token, User: d.actor.User}),

@@ -174,12 +174,17 @@ func TestVisibilityOracle(t *testing.T) {
 		t.Run(fmt.Sprintf("%T", hidden), func(t *testing.T) {
 			_, h := e.s.Decide(eve, hidden, t0)
 			_, m := e.s.Decide(eve, missing, t0)
-			want := protocol.NoSuchChannel("secret")
+			// Every join refusal is the one text that also names the invite.
+			refusal := protocol.NoSuchChannel
+			if _, join := hidden.(Join); join {
+				refusal = protocol.NoSuchChannelOrInvite
+			}
+			want := refusal("secret")
 			if h == nil || *h != *want {
 				t.Fatalf("private: got %v, want %v", h, want)
 			}
-			if m == nil || m.Code != h.Code || m.Message != protocol.NoSuchChannel("nowhere").Message {
-				t.Fatalf("missing: got %v, want %v", m, protocol.NoSuchChannel("nowhere"))
+			if m == nil || m.Code != h.Code || m.Message != refusal("nowhere").Message {
+				t.Fatalf("missing: got %v, want %v", m, refusal("nowhere"))
 			}
 		})
 	}
@@ -257,7 +262,7 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("missing", func(t *testing.T) {
 		e.t = t
-		e.refused(bob, Join{Channel: "nope"}, protocol.CodeNotFound, protocol.NoSuchChannel("nope").Message)
+		e.refused(bob, Join{Channel: "nope"}, protocol.CodeNotFound, protocol.NoSuchChannelOrInvite("nope").Message)
 	})
 	t.Run("admin and member need no token", func(t *testing.T) {
 		e.t = t
@@ -273,14 +278,14 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("wrong channel token", func(t *testing.T) {
 		e.t = t
-		e.refused(bob, Join{Channel: "priv", Token: "tok-other"}, protocol.CodeNotFound, protocol.NoSuchChannel("priv").Message)
+		e.refused(bob, Join{Channel: "priv", Token: "tok-other"}, protocol.CodeNotFound, protocol.NoSuchChannelOrInvite("priv").Message)
 	})
 	t.Run("expired", func(t *testing.T) {
 		e.t = t
 		e.ok(as("alice"), InviteCreate{Channel: "priv", Token: "tok-exp", ExpiresAtMs: i64(t0.Add(time.Minute).UnixMilli())})
 		e.now = t0.Add(time.Minute)
 		defer func() { e.now = t0 }()
-		e.refused(bob, Join{Channel: "priv", Token: "tok-exp"}, protocol.CodeNotFound, protocol.NoSuchChannel("priv").Message)
+		e.refused(bob, Join{Channel: "priv", Token: "tok-exp"}, protocol.CodeNotFound, protocol.NoSuchChannelOrInvite("priv").Message)
 		if got := len(e.s.Invites("priv")); got != 1 {
 			t.Fatalf("got %d invites, want the expired one still listed", got)
 		}
@@ -296,7 +301,7 @@ func TestJoin(t *testing.T) {
 		if evs := e.ok(as("alice"), InviteRevoke{Token: "tok-rev"}); len(evs) != 1 || evs[0].Type != EvInviteRevoked {
 			t.Fatalf("revoke events = %v, want one invite_revoked", evs)
 		}
-		e.refused(bob, Join{Channel: "priv", Token: "tok-rev"}, protocol.CodeNotFound, protocol.NoSuchChannel("priv").Message)
+		e.refused(bob, Join{Channel: "priv", Token: "tok-rev"}, protocol.CodeNotFound, protocol.NoSuchChannelOrInvite("priv").Message)
 	})
 }
 
@@ -407,7 +412,7 @@ func TestBans(t *testing.T) {
 		e.ok(as("alice"), CreateChannel{Channel: "priv", Visibility: protocol.Private})
 		e.ok(as("alice"), InviteCreate{Channel: "priv", Token: "tok"})
 		e.ok(as("alice"), Ban{Channel: "priv", User: "bob"})
-		e.refused(as("bob"), Join{Channel: "priv", Token: "tok"}, protocol.CodeNotFound, protocol.NoSuchChannel("priv").Message)
+		e.refused(as("bob"), Join{Channel: "priv", Token: "tok"}, protocol.CodeNotFound, protocol.NoSuchChannelOrInvite("priv").Message)
 	})
 	t.Run("acl remove", func(t *testing.T) {
 		e.t = t
@@ -478,7 +483,7 @@ func TestRenameAndDelete(t *testing.T) {
 	}
 	// The old invite is gone, and the old ban no longer applies (carol is
 	// simply not a member).
-	e.refused(as("carol"), Join{Channel: "new", Token: "tok"}, protocol.CodeNotFound, protocol.NoSuchChannel("new").Message)
+	e.refused(as("carol"), Join{Channel: "new", Token: "tok"}, protocol.CodeNotFound, protocol.NoSuchChannelOrInvite("new").Message)
 }
 
 func TestPointerCommands(t *testing.T) {

@@ -52,11 +52,23 @@ func NoSuchChannel(name string) *Error {
 	return Errorf(CodeNotFound, "no such channel %q", name)
 }
 
+// NoSuchChannelOrInvite is the one refusal of every join that fails for
+// lack of access: no such channel, a private channel without a valid
+// invite, or one the caller may not know exists. It names the invite, so a
+// refused token is explained, and stays identical for a private channel
+// and a missing one.
+func NoSuchChannelOrInvite(name string) *Error {
+	return Errorf(CodeNotFound, "no such channel %q, or the invite is invalid, used up or expired", name)
+}
+
 // Reasons sent with an "error" frame when the server drops a session.
 const (
-	ReasonSuperseded   = "session superseded by a newer connection for the same path"
-	ReasonIdle         = "idle timeout: no heartbeat"
-	ReasonMachineGone  = "machine key revoked"
+	ReasonSuperseded  = "session superseded by a newer connection for the same path"
+	ReasonIdle        = "idle timeout: no heartbeat"
+	ReasonMachineGone = "machine key revoked"
+	// ReasonUnknownKey refuses a login whose key is not enrolled (never
+	// was, or was revoked, or its user was removed).
+	ReasonUnknownKey   = "unknown machine key"
 	ReasonUserRemoved  = "user removed from this server"
 	ReasonSlowConsumer = "slow consumer: outbound queue overflowed"
 	ReasonShutdown     = "server shutting down"

@@ -307,7 +307,7 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 	user, machine, ok := s.state.UserByKey(pub)
 	s.mu.RUnlock()
 	if !ok {
-		return nil, protocol.Errorf(protocol.CodeUnauthorized, "unknown machine key")
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "%s", protocol.ReasonUnknownKey)
 	}
 	path := protocol.SessionPath{User: user, Machine: machine, Session: hello.Session}.String()
 	readCtx, cancelRead := context.WithCancel(context.Background())

@@ -93,10 +93,28 @@ func (g *Globals) dial(ctx context.Context, srv *identity.Server, key ed25519.Pr
 	})
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
+		if pe.Code == protocol.CodeUnauthorized && pe.Message == protocol.ReasonUnknownKey {
+			return nil, &notEnrolledError{url: srv.URL, machine: srv.Machine, err: err}
+		}
 		return nil, fmt.Errorf("log in to %s: %w", srv.URL, err)
 	}
 	return conn, err
 }
+
+// notEnrolledError is a login refused because this machine's key is not
+// enrolled (any more): it says how to enroll it again.
+type notEnrolledError struct {
+	url, machine string
+	err          error
+}
+
+func (e *notEnrolledError) Error() string {
+	return fmt.Sprintf("log in to %s: %v: this machine's key is not enrolled there (revoked with machine remove, or its user removed); "+
+		"to re-enroll it, run on a machine still enrolled: conclave machine add %s --pubkey \"<this machine's conclave key>\", "+
+		"then here: conclave register --existing --server %s", e.url, e.err, e.machine, e.url)
+}
+
+func (e *notEnrolledError) Unwrap() error { return e.err }
 
 // loadKey reads the machine key, printing the notice of a one-time import
 // of the Rust version's key file.

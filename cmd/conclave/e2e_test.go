@@ -332,7 +332,15 @@ func TestQuickStart(t *testing.T) {
 		t.Errorf("pin mismatch error %q does not name both ids", r.stderr)
 	}
 	ok(t, a, "server", "remove", url)
-	fails(t, 1, "registration rejected", a, "register", "alice", "--server", url, "--machine", "wa")
+	// register NAME again with the key enrolled under NAME records the
+	// registration again (as register --existing does).
+	if r := cli(t, a, "register", "alice", "--server", url, "--machine", "wa"); r.code != 0 ||
+		!regexp.MustCompile(`^✓ registered alice/wa/cli-\d+\n$`).MatchString(r.stdout) || !strings.Contains(r.stderr, "already enrolled as alice/wa") {
+		t.Errorf("register after server remove: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	if out := ok(t, a, "server", "list"); out != url+"\talice/wa\n" {
+		t.Errorf("server list after registering again = %q", out)
+	}
 }
 
 // TestTailWaitsOutServerShutdown: a server shutting down may be

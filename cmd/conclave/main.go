@@ -85,6 +85,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
+		if hint := positionalHint(args); hint != "" {
+			err = fmt.Errorf("%w: %s", err, hint)
+		}
 		printError(stderr, err)
 		fmt.Fprintf(stderr, "run '%s --help' for usage\n", commandPath(err))
 		return 2
@@ -139,4 +142,34 @@ func commandPath(err error) string {
 		}
 	}
 	return strings.Join(append([]string{"conclave"}, names...), " ")
+}
+
+// positionalHint names the argument that replaced a flag of the reference
+// CLI (register --username NAME, machine add --name NAME), for the usage
+// error such a spelling gets; "" for anything else.
+func positionalHint(args []string) string {
+	var words []string
+	flag, value := "", ""
+	for i, a := range args {
+		name, v, hasValue := strings.Cut(a, "=")
+		switch {
+		case name == "--username" || name == "--name":
+			flag, value = name, v
+			if !hasValue && i+1 < len(args) {
+				value = args[i+1]
+			}
+		case !strings.HasPrefix(a, "-") && len(words) < 2:
+			words = append(words, a)
+		}
+	}
+	if value == "" {
+		value = "NAME"
+	}
+	switch {
+	case flag == "--username" && len(words) > 0 && words[0] == "register":
+		return fmt.Sprintf("the username is an argument, not a flag: conclave register %s --server URL", value)
+	case flag == "--name" && len(words) > 1 && words[0] == "machine" && (words[1] == "add" || words[1] == "remove"):
+		return fmt.Sprintf("the machine name is an argument, not a flag: conclave machine %s %s", words[1], value)
+	}
+	return ""
 }

@@ -33,6 +33,9 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		url = cfg.Servers[0].URL
 	}
+	if url, err = identity.NormalizeURL(url); err != nil {
+		return err
+	}
 	machine := c.Machine
 	if machine == "" {
 		machine = identity.DefaultMachineName()
@@ -63,7 +66,7 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 	if !c.Existing {
 		reg = &control.Registration{Username: c.Username, Machine: machine}
 	}
-	conn, err := control.Dial(ctx, &control.Options{
+	opts := &control.Options{
 		URL:            url,
 		Key:            key,
 		Session:        oneShotHandle(),
@@ -71,9 +74,16 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 		Register:       reg,
 		ClientName:     g.clientName(),
 		Logger:         g.Logger,
-	})
+	}
+	conn, err := control.Dial(ctx, opts)
+	existing := c.Existing
 	var pe *protocol.Error
-	if errors.As(err, &pe) {
+	if errors.As(err, &pe) && pe.Code == protocol.CodeConflict && reg != nil {
+		// The name is taken: perhaps by this very key (a registration
+		// forgotten with `server remove`, or made from another config
+		// dir). Then logging in is the registration.
+		conn, existing, err = g.loginAsExisting(ctx, opts, c.Username, err)
+	} else if pe != nil {
 		return fmt.Errorf("registration rejected: %w", err)
 	}
 	if err != nil {
@@ -81,7 +91,7 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer conn.Close()
 	username := c.Username
-	if c.Existing {
+	if existing {
 		p, err := protocol.ParseSessionPath(conn.Path())
 		if err != nil {
 			return fmt.Errorf("the server answered with a bad session path: %w", err)
@@ -105,4 +115,29 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	g.printf("✓ registered %s\n", conn.Path())
 	return nil
+}
+
+// loginAsExisting logs in with opts' key and no registration after a
+// register of username was refused with taken: if the key is enrolled
+// under username it returns that session, to be recorded as register
+// --existing would. Otherwise it returns the refusal, naming the
+// command that fits.
+func (g *Globals) loginAsExisting(ctx context.Context, opts *control.Options, username string, refused error) (*control.Conn, bool, error) {
+	login := *opts
+	login.Register = nil
+	conn, err := control.Dial(ctx, &login)
+	if err != nil {
+		return nil, false, fmt.Errorf("registration rejected: %w", refused)
+	}
+	p, perr := protocol.ParseSessionPath(conn.Path())
+	if perr != nil || p.User != username {
+		conn.Close()
+		who := "another user"
+		if perr == nil {
+			who = p.User
+		}
+		return nil, false, fmt.Errorf("registration rejected: %w (this machine's key is enrolled as %s there: conclave register --existing --server %s)", refused, who, opts.URL)
+	}
+	fmt.Fprintf(g.Stderr, "this machine's key is already enrolled as %s/%s on %s: recording that registration\n", p.User, p.Machine, opts.URL)
+	return conn, true, nil
 }

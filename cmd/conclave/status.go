@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -20,8 +21,9 @@ type serverStatus struct {
 	Username  string `json:"username"`
 	Machine   string `json:"machine"`
 	Reachable bool   `json:"reachable"`
-	Sessions  int    `json:"sessions"`        // live sessions on the server, the probe included
-	Error     string `json:"error,omitempty"` // why it is unreachable
+	Revoked   bool   `json:"revoked,omitempty"` // reachable, but this machine's key is not enrolled
+	Sessions  int    `json:"sessions"`          // live sessions on the server, the probe included
+	Error     string `json:"error,omitempty"`   // why it is unreachable
 }
 
 // Run prints `<url>\t<user>/<machine>\treachable (<n> session(s) online)`
@@ -71,9 +73,12 @@ func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	} else {
 		for _, s := range out {
-			if s.Reachable {
+			switch {
+			case s.Reachable:
 				g.printf("%s\t%s/%s\treachable (%d session(s) online)\n", s.URL, s.Username, s.Machine, s.Sessions)
-			} else {
+			case s.Revoked:
+				g.printf("%s\t%s/%s\tkey revoked: %s\n", s.URL, s.Username, s.Machine, s.Error)
+			default:
 				g.printf("%s\t%s/%s\tunreachable: %s\n", s.URL, s.Username, s.Machine, s.Error)
 			}
 		}
@@ -81,7 +86,7 @@ func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
 		writePermTable(g.Stdout, cfg, "")
 	}
 	if down > 0 {
-		return fmt.Errorf("%d server(s) unreachable", down)
+		return fmt.Errorf("%d server(s) unreachable or refusing this machine's key", down)
 	}
 	return nil
 }
@@ -91,6 +96,8 @@ func (g *Globals) probe(ctx context.Context, srv *identity.Server, key ed25519.P
 	st := serverStatus{URL: srv.URL, Username: srv.Username, Machine: srv.Machine}
 	conn, err := g.dial(ctx, srv, key, connectOptions{})
 	if err != nil {
+		var ne *notEnrolledError
+		st.Revoked = errors.As(err, &ne)
 		st.Error = oneLine(err.Error())
 		return st
 	}
