@@ -93,6 +93,7 @@ type fakeStep struct {
 	Name  string `json:"name"`
 	Input any    `json:"input"`
 	On    string `json:"on,omitempty"`
+	In    string `json:"in,omitempty"` // "all": also system text, where hook context lands
 }
 
 // rigOptions are drive.py's options.
@@ -101,6 +102,7 @@ type rigOptions struct {
 	ServerCmd []string // argv of the stdio MCP server, e.g. binary, --config-dir, DIR, bridge
 	Name      string   // MCP server name (default conclave)
 	Trigger   string   // shell command run once Claude Code registered the channel handler
+	TriggerOn string   // the debug-log text that fires Trigger instead (drive.py --trigger-on)
 	Script    []fakeStep
 	Allow     []string // pre-approved tools (--allowedTools)
 	StopWhen  []string // stop once the model's requests contain all of these (default: a tool_result)
@@ -137,6 +139,9 @@ func runClaudeCode(t *testing.T, o rigOptions) *rigRun {
 	}
 	if o.Trigger != "" {
 		args = append(args, "--trigger", o.Trigger)
+	}
+	if o.TriggerOn != "" {
+		args = append(args, "--trigger-on", o.TriggerOn)
 	}
 	if len(o.Script) > 0 {
 		s, err := json.Marshal(o.Script)

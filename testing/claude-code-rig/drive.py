@@ -35,6 +35,7 @@ ap.add_argument('--channel-flag', default='--dangerously-load-development-channe
 ap.add_argument('--fake-tool', default=None, help='the tool the fake model calls once it has seen a <channel> message')
 ap.add_argument('--fake-tool-input', default=None, help='JSON input for --fake-tool')
 ap.add_argument('--trigger', default=None, help='shell command run once Claude Code has registered the channel handler')
+ap.add_argument('--trigger-on', default='Channel notifications registered', help='the debug-log text that fires --trigger (with --no-flags: "Channel notifications skipped")')
 ap.add_argument('--fake-script', default=None, help='JSON list of {name, input, on?}: tool calls the fake model makes in order')
 ap.add_argument('--stop-when', action='append', default=None, help='stop early once the fake API request log contains this text (repeatable: all of them); default tool_result')
 ap.add_argument('--allow-tool', action='append', default=[], help='pre-approve a tool (passed as --allowedTools)')
@@ -123,7 +124,7 @@ while time.time() < t_end:
             time.sleep(0.5); os.write(fd, b'\r'); answered.add('dev'); print('[drive] accepted dev-channels dialog', flush=True)
     if a.trigger and 'trigger' not in answered:
         try:
-            if 'Channel notifications registered' in open(f'{RUN}/debug.log').read():
+            if a.trigger_on in open(f'{RUN}/debug.log').read():
                 answered.add('trigger'); print('[drive] trigger rc =', subprocess.call(['/bin/sh', '-c', a.trigger]), flush=True)
                 t_trigger = time.time()
         except FileNotFoundError:

@@ -7,6 +7,7 @@
 // The script (FAKE_SCRIPT, a JSON array) is a list of tool calls made in order, one per turn:
 //   [{"name": "mcp__conclave__send_channel", "input": {...}, "on": "<channel"}, ...]
 // A step is due when a user message after the previous tool call contains its "on" text
+// (with "in": "all", any message or the system prompt)
 // (default "<channel"). Steps already done are counted from the tool_use blocks in the
 // conversation, so the fake keeps no state between requests.
 // FAKE_TOOL + FAKE_TOOL_INPUT (the shared rig's interface) are a one-step script.
@@ -40,7 +41,11 @@ function decide(body) {
   if (step) {
     const lastCall = msgs.findLastIndex(hasToolUse);
     const on = step.on ?? '<channel';
-    if (msgs.slice(lastCall + 1).some((m) => m.role === 'user' && textOf(m.content).includes(on)))
+    // in: "all" also looks at system text: where Claude Code puts a hook's additionalContext
+    // (the system prompt in 2.1.3xx, a system-role message in 2.1.197).
+    const all = step.in === 'all';
+    if (msgs.slice(lastCall + 1).some((m) => (m.role === 'user' || all) && textOf(m.content).includes(on)) ||
+        (all && textOf(body.system).includes(on)))
       return { kind: 'tool', name: step.name, input: JSON.stringify(step.input ?? {}) };
   }
   return { kind: 'text', text: 'ok' };
