@@ -58,7 +58,8 @@ func EventTypes() []string {
 		projections.EvChannelRenamed, projections.EvVisibilityChanged, projections.EvACLAdded,
 		projections.EvACLRemoved, projections.EvInviteCreated, projections.EvInviteRedeemed,
 		projections.EvInviteRevoked, projections.EvInviteExpired, projections.EvBanned,
-		projections.EvUnbanned, projections.EvKicked,
+		projections.EvUnbanned, projections.EvKicked, projections.EvApproverAdded,
+		projections.EvApproverRemoved,
 	}
 }
 
@@ -125,6 +126,8 @@ func target(typ string, b projections.Fields, showTokens bool) string {
 		return "user " + b.User
 	case projections.EvMachineAdded, projections.EvMachineRemoved:
 		return b.User + "/" + b.Machine
+	case projections.EvApproverAdded, projections.EvApproverRemoved:
+		return "approver machine " + b.User + "/" + b.Machine
 	case projections.EvChannelCreated:
 		if b.Visibility != "" && b.Visibility != string(protocol.Public) {
 			return fmt.Sprintf("channel %s (%s)", b.Channel, b.Visibility)

@@ -188,7 +188,7 @@ func (a *archiveReader) check(path string, data []byte) error {
 		}
 	case kindSnapshot:
 		s, err := eventlog.DecodeSnapshot(bytes.NewReader(data), n)
-		if err == nil && s.Schema != projections.SchemaVersion {
+		if err == nil && !projections.SchemaReadable(s.Schema) {
 			err = fmt.Errorf("schema %d, this binary reads %d", s.Schema, projections.SchemaVersion)
 		}
 		var st *projections.State

@@ -259,7 +259,7 @@ func checkSnapshot(b []byte, seq uint64, segs []eventSegment) error {
 	if err != nil {
 		return err
 	}
-	if s.Schema != projections.SchemaVersion {
+	if !projections.SchemaReadable(s.Schema) {
 		return fmt.Errorf("schema %d, this binary reads %d", s.Schema, projections.SchemaVersion)
 	}
 	h, err := hashAt(segs, seq)

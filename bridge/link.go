@@ -131,6 +131,7 @@ func (l *link) run(ctx context.Context) {
 				return nil
 			},
 			ClientName: l.b.clientName,
+			Role:       protocol.RoleBridge, // the server never lets an agent's session answer a permission request
 			Keepalive:  keepalive,
 			Logger:     l.log,
 		})

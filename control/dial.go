@@ -70,6 +70,11 @@ type Options struct {
 	// Default "conclave-control".
 	ClientName string
 
+	// Role is sent as hello.role: empty for a person's client, or
+	// protocol.RoleBridge for a session an agent drives (the bridge), which
+	// the server never lets answer a permission request.
+	Role string
+
 	// DialTimeout bounds connecting, the WebSocket upgrade and the whole
 	// handshake. Default DefaultDialTimeout (10 s).
 	DialTimeout time.Duration
@@ -238,6 +243,7 @@ func (h *handshake) run(ctx context.Context) (*protocol.Frame, []*protocol.Frame
 	o := h.o
 	err := h.send(ctx, &protocol.Frame{
 		Type: protocol.THello, Version: protocol.Version, Session: o.Session, Client: o.ClientName,
+		Role: o.Role,
 	})
 	if err != nil {
 		return nil, nil, err

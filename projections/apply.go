@@ -113,6 +113,27 @@ func (s *State) apply(seq uint64, ev Event) error {
 		delete(s.keys, string(m.pubkey))
 		delete(u.machines, d.Machine)
 
+	case EvApproverAdded, EvApproverRemoved:
+		var d MachineData
+		if err := decode(ev.Data, &d); err != nil {
+			return err
+		}
+		u, ok := s.users[d.User]
+		if !ok {
+			return fmt.Errorf("no user %q", d.User)
+		}
+		m, ok := u.machines[d.Machine]
+		if !ok {
+			return fmt.Errorf("no machine %q of user %q", d.Machine, d.User)
+		}
+		if len(d.Pubkey) != 0 {
+			return errors.New("approver event carries a key")
+		}
+		m.approver = ev.Type == EvApproverAdded
+		if m.approver {
+			u.approversSet = true
+		}
+
 	case EvUserRemoved:
 		var d UserData
 		if err := decode(ev.Data, &d); err != nil {

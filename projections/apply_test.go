@@ -193,15 +193,15 @@ func TestUnmarshalSnapshotRejects(t *testing.T) {
 	}{
 		{"empty", ``},
 		{"not json", `hello`},
-		{"schema", `{"schema":2,"state":{}}`},
-		{"dup user", `{"schema":1,"state":{"users":[{"name":"a"},{"name":"a"}]}}`},
-		{"bad user", `{"schema":1,"state":{"users":[{"name":""}]}}`},
-		{"short key", `{"schema":1,"state":{"users":[{"name":"a","machines":[{"name":"m","pubkey":"AAAA"}]}]}}`},
-		{"dup key", `{"schema":1,"state":{"users":[{"name":"a","machines":[{"name":"m","pubkey":` + k(1) + `},{"name":"n","pubkey":` + k(1) + `}]}]}}`},
-		{"orphan channel", `{"schema":1,"state":{"channels":[{"name":"c","visibility":"public","created_by":"zed"}]}}`},
-		{"bad visibility", `{"schema":1,"state":{"users":[{"name":"a"}],"channels":[{"name":"c","visibility":"x","created_by":"a"}]}}`},
-		{"acl unknown user", `{"schema":1,"state":{"users":[{"name":"a"}],"channels":[{"name":"c","visibility":"public","created_by":"a","acl":["zed"]}]}}`},
-		{"dup token", `{"schema":1,"state":{"users":[{"name":"a"}],"channels":[{"name":"c","visibility":"public","created_by":"a","invites":[{"token":"t"},{"token":"t"}]}]}}`},
+		{"schema", `{"schema":3,"state":{}}`},
+		{"dup user", `{"schema":2,"state":{"users":[{"name":"a"},{"name":"a"}]}}`},
+		{"bad user", `{"schema":2,"state":{"users":[{"name":""}]}}`},
+		{"short key", `{"schema":2,"state":{"users":[{"name":"a","machines":[{"name":"m","pubkey":"AAAA"}]}]}}`},
+		{"dup key", `{"schema":2,"state":{"users":[{"name":"a","machines":[{"name":"m","pubkey":` + k(1) + `},{"name":"n","pubkey":` + k(1) + `}]}]}}`},
+		{"orphan channel", `{"schema":2,"state":{"channels":[{"name":"c","visibility":"public","created_by":"zed"}]}}`},
+		{"bad visibility", `{"schema":2,"state":{"users":[{"name":"a"}],"channels":[{"name":"c","visibility":"x","created_by":"a"}]}}`},
+		{"acl unknown user", `{"schema":2,"state":{"users":[{"name":"a"}],"channels":[{"name":"c","visibility":"public","created_by":"a","acl":["zed"]}]}}`},
+		{"dup token", `{"schema":2,"state":{"users":[{"name":"a"}],"channels":[{"name":"c","visibility":"public","created_by":"a","invites":[{"token":"t"},{"token":"t"}]}]}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,13 +210,13 @@ func TestUnmarshalSnapshotRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := UnmarshalSnapshot(append(gobSnap(t, `{"schema":1,"state":{}}`), 0)); err == nil {
+	if _, err := UnmarshalSnapshot(append(gobSnap(t, `{"schema":2,"state":{}}`), 0)); err == nil {
 		t.Fatal("trailing data accepted")
 	}
-	if _, err := UnmarshalSnapshot([]byte(`{"schema":1,"state":{}}`)); err == nil {
+	if _, err := UnmarshalSnapshot([]byte(`{"schema":2,"state":{}}`)); err == nil {
 		t.Fatal("garbage accepted")
 	}
-	if _, err := UnmarshalSnapshot(gobSnap(t, `{"schema":2,"state":{}}`)); !errors.Is(err, ErrSchema) {
+	if _, err := UnmarshalSnapshot(gobSnap(t, `{"schema":3,"state":{}}`)); !errors.Is(err, ErrSchema) {
 		t.Fatalf("got %v, want ErrSchema", err)
 	}
 }

@@ -57,6 +57,10 @@ func (s *State) Decide(actor Actor, cmd Command, now time.Time) ([]Event, *proto
 		return d.unban(c)
 	case Kick:
 		return d.kick(c)
+	case ApproverAdd:
+		return d.approverAdd(c)
+	case ApproverRemove:
+		return d.approverRemove(c)
 	}
 	return nil, protocol.Errorf(protocol.CodeInternal, "unsupported command")
 }
@@ -125,6 +129,14 @@ func deref(cmd Command) Command {
 			return *c
 		}
 	case *Kick:
+		if c != nil {
+			return *c
+		}
+	case *ApproverAdd:
+		if c != nil {
+			return *c
+		}
+	case *ApproverRemove:
 		if c != nil {
 			return *c
 		}
@@ -421,4 +433,58 @@ func (d decider) kick(c Kick) ([]Event, *protocol.Error) {
 		return nil, malformedName("kick target", c.Target, err)
 	}
 	return d.one(EvKicked, KickData{Channel: c.Channel, Target: c.Target})
+}
+
+// approverGate is the common check of approver_add and approver_remove:
+// the actor is a person's session of a registered user naming one of
+// their machines, and (once the list has been set up) sits on an
+// approver machine itself.
+func (d decider) approverGate(machine string) (*userState, *protocol.Error) {
+	if err := d.needUser(); err != nil {
+		return nil, err
+	}
+	if d.actor.Bridge {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "not authorized: a bridge session cannot change approver machines")
+	}
+	if err := protocol.CheckName(machine); err != nil {
+		return nil, malformedName("machine name", machine, err)
+	}
+	u := d.s.users[d.actor.User]
+	if _, ok := u.machines[machine]; !ok {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no machine named %q", machine)
+	}
+	own := d.actor.machine()
+	if approvers := d.s.Approvers(d.actor.User); len(approvers) > 0 {
+		if !d.s.IsApprover(d.actor.User, own) {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized,
+				"not authorized: only a session on an approver machine (%s) may change the list; this is %s",
+				strings.Join(approvers, ", "), own)
+		}
+	} else if u.approversSet {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized,
+			"not authorized: your approver list was set up and has since been emptied; it cannot be bootstrapped again")
+	}
+	return u, nil
+}
+
+func (d decider) approverAdd(c ApproverAdd) ([]Event, *protocol.Error) {
+	u, err := d.approverGate(c.Machine)
+	if err != nil {
+		return nil, err
+	}
+	if u.machines[c.Machine].approver {
+		return nil, nil
+	}
+	return d.one(EvApproverAdded, MachineData{User: d.actor.User, Machine: c.Machine})
+}
+
+func (d decider) approverRemove(c ApproverRemove) ([]Event, *protocol.Error) {
+	u, err := d.approverGate(c.Machine)
+	if err != nil {
+		return nil, err
+	}
+	if !u.machines[c.Machine].approver {
+		return nil, nil
+	}
+	return d.one(EvApproverRemoved, MachineData{User: d.actor.User, Machine: c.Machine})
 }

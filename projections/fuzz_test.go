@@ -89,8 +89,8 @@ func FuzzUnmarshalSnapshot(f *testing.F) {
 	f.Add(snap)
 	empty, _ := New().MarshalSnapshot()
 	f.Add(empty)
-	f.Add([]byte(`{"schema":1,"state":{"users":[{"name":"a","machines":[{"name":"m","pubkey":null}]}]}}`))
-	f.Add([]byte(`{"schema":1,"state":{"channels":[{"name":"c","acl":null,"invites":[{"token":"","uses":-1}]}]}}`))
+	f.Add([]byte(`{"schema":2,"state":{"users":[{"name":"a","machines":[{"name":"m","pubkey":null}]}]}}`))
+	f.Add([]byte(`{"schema":2,"state":{"channels":[{"name":"c","acl":null,"invites":[{"token":"","uses":-1}]}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := UnmarshalSnapshot(b)
 		if err != nil {

@@ -25,6 +25,9 @@ type UserDump struct {
 	Name        string        `json:"name"`
 	CreatedAtMs int64         `json:"created_at_ms"`
 	Machines    []MachineDump `json:"machines"`
+	// ApproversSet is true once the approver list has had a member (the
+	// one-time bootstrap is spent).
+	ApproversSet bool `json:"approvers_set"`
 }
 
 // MachineDump is one enrolled machine in a [UserDump].
@@ -32,6 +35,7 @@ type MachineDump struct {
 	Name      string `json:"name"`
 	Pubkey    []byte `json:"pubkey"`
 	AddedAtMs int64  `json:"added_at_ms"`
+	Approver  bool   `json:"approver"`
 }
 
 // ChannelDump is one channel in a [StateDump].
@@ -59,9 +63,9 @@ func (s *State) Dump() StateDump {
 	d := StateDump{LastSeq: s.lastSeq, Users: []UserDump{}, Channels: []ChannelDump{}}
 	for _, name := range sortedKeys(s.users) {
 		u := s.users[name]
-		ud := UserDump{Name: name, CreatedAtMs: u.createdAtMs, Machines: []MachineDump{}}
+		ud := UserDump{Name: name, CreatedAtMs: u.createdAtMs, Machines: []MachineDump{}, ApproversSet: u.approversSet}
 		for _, m := range s.Machines(name) {
-			ud.Machines = append(ud.Machines, MachineDump{Name: m.Name, Pubkey: m.Pubkey, AddedAtMs: m.AddedAtMs})
+			ud.Machines = append(ud.Machines, MachineDump{Name: m.Name, Pubkey: m.Pubkey, AddedAtMs: m.AddedAtMs, Approver: m.Approver})
 		}
 		d.Users = append(d.Users, ud)
 	}
@@ -121,7 +125,7 @@ func UnmarshalSnapshot(b []byte) (*State, error) {
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%w: snapshot: trailing data", ErrInvalidEvent)
 	}
-	if snap.Schema != SchemaVersion {
+	if snap.Schema < 0 || !SchemaReadable(uint32(snap.Schema)) {
 		return nil, fmt.Errorf("%w: got %d, want %d", ErrSchema, snap.Schema, SchemaVersion)
 	}
 	s, err := fromDump(snap.State)
@@ -141,7 +145,7 @@ func fromDump(d StateDump) (*State, error) {
 		if s.UserExists(ud.Name) {
 			return nil, fmt.Errorf("user %q twice", ud.Name)
 		}
-		s.users[ud.Name] = &userState{createdAtMs: ud.CreatedAtMs, machines: map[string]*machineState{}}
+		s.users[ud.Name] = &userState{createdAtMs: ud.CreatedAtMs, machines: map[string]*machineState{}, approversSet: ud.ApproversSet}
 		for _, md := range ud.Machines {
 			if err := checkName("machine name", md.Name); err != nil {
 				return nil, err
@@ -153,6 +157,10 @@ func fromDump(d StateDump) (*State, error) {
 				return nil, err
 			}
 			s.addMachine(ud.Name, md.Name, md.Pubkey, md.AddedAtMs)
+			if md.Approver {
+				s.users[ud.Name].machines[md.Name].approver = true
+				s.users[ud.Name].approversSet = true
+			}
 		}
 	}
 	for _, cd := range d.Channels {

@@ -21,11 +21,15 @@ type State struct {
 type userState struct {
 	createdAtMs int64
 	machines    map[string]*machineState // by machine name
+	// approversSet is true once the user's approver list has had a
+	// member: the bootstrap (an add from any machine) happens only once.
+	approversSet bool
 }
 
 type machineState struct {
 	pubkey    []byte
 	addedAtMs int64
+	approver  bool
 }
 
 type keyOwner struct{ user, machine string }
@@ -91,9 +95,36 @@ func (s *State) Machines(user string) []Machine {
 	out := make([]Machine, 0, len(u.machines))
 	for _, name := range sortedKeys(u.machines) {
 		m := u.machines[name]
-		out = append(out, Machine{User: user, Name: name, Pubkey: slices.Clone(m.pubkey), AddedAtMs: m.addedAtMs})
+		out = append(out, Machine{User: user, Name: name, Pubkey: slices.Clone(m.pubkey), AddedAtMs: m.addedAtMs, Approver: m.approver})
 	}
 	return out
+}
+
+// Approvers returns the names of user's approver machines, sorted (empty
+// if none or if the user does not exist).
+func (s *State) Approvers(user string) []string {
+	out := []string{}
+	u, ok := s.users[user]
+	if !ok {
+		return out
+	}
+	for _, name := range sortedKeys(u.machines) {
+		if u.machines[name].approver {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// IsApprover reports whether machine of user is on the user's approver
+// list.
+func (s *State) IsApprover(user, machine string) bool {
+	u, ok := s.users[user]
+	if !ok {
+		return false
+	}
+	m, ok := u.machines[machine]
+	return ok && m.approver
 }
 
 // Channel returns the channel of that name. It does no access check.

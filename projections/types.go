@@ -8,7 +8,14 @@ import (
 
 // SchemaVersion is the version of the snapshot encoding of State. A
 // snapshot of another schema is skipped for an older one or a full replay.
-const SchemaVersion = 1
+// Version 2 added approver machines; a version 1 snapshot is skipped for a
+// full replay.
+const SchemaVersion = 2
+
+// SchemaReadable reports whether [UnmarshalSnapshot] reads a snapshot of
+// schema v: this version's, and version 1 (which had no approver
+// machines, so it decodes to a state without any).
+func SchemaReadable(v uint32) bool { return v == 1 || v == SchemaVersion }
 
 // Actor is who asks for a command: a session path (or "server") and
 // whether its user is a server admin (from the --admin allowlist, which is
@@ -17,6 +24,19 @@ type Actor struct {
 	User        string // "" for the server itself
 	Path        string // "user/machine/session" or "server"
 	ServerAdmin bool
+	// Bridge is set for a session an agent drives (hello.role "bridge"):
+	// it may not change the approver list.
+	Bridge bool
+}
+
+// machine returns the machine part of the actor's path ("" for the
+// server).
+func (a Actor) machine() string {
+	p, err := protocol.ParseSessionPath(a.Path)
+	if err != nil {
+		return ""
+	}
+	return p.Machine
 }
 
 // Event is one state change, as stored in the event log: Type names it,
@@ -47,6 +67,8 @@ const (
 	EvBanned            = "banned"             // MemberData
 	EvUnbanned          = "unbanned"           // MemberData
 	EvKicked            = "kicked"             // KickData
+	EvApproverAdded     = "approver_added"     // MachineData (Pubkey empty)
+	EvApproverRemoved   = "approver_removed"   // MachineData (Pubkey empty)
 )
 
 // Event bodies (JSON field names are part of the log format).
@@ -141,24 +163,30 @@ type (
 	Ban   struct{ Channel, User string }
 	Unban struct{ Channel, User string }
 	Kick  struct{ Channel, Target string }
+	// ApproverAdd puts one of the actor's own machines on the actor's
+	// approver list; ApproverRemove takes it off.
+	ApproverAdd    struct{ Machine string }
+	ApproverRemove struct{ Machine string }
 )
 
-func (Register) command()      {}
-func (MachineAdd) command()    {}
-func (MachineRemove) command() {}
-func (UserRemove) command()    {}
-func (CreateChannel) command() {}
-func (DeleteChannel) command() {}
-func (RenameChannel) command() {}
-func (SetVisibility) command() {}
-func (ACLAdd) command()        {}
-func (ACLRemove) command()     {}
-func (InviteCreate) command()  {}
-func (InviteRevoke) command()  {}
-func (Join) command()          {}
-func (Ban) command()           {}
-func (Unban) command()         {}
-func (Kick) command()          {}
+func (Register) command()       {}
+func (MachineAdd) command()     {}
+func (MachineRemove) command()  {}
+func (UserRemove) command()     {}
+func (CreateChannel) command()  {}
+func (DeleteChannel) command()  {}
+func (RenameChannel) command()  {}
+func (SetVisibility) command()  {}
+func (ACLAdd) command()         {}
+func (ACLRemove) command()      {}
+func (InviteCreate) command()   {}
+func (InviteRevoke) command()   {}
+func (Join) command()           {}
+func (Ban) command()            {}
+func (Unban) command()          {}
+func (Kick) command()           {}
+func (ApproverAdd) command()    {}
+func (ApproverRemove) command() {}
 
 // Read models returned by queries (copies; safe to keep).
 type (
@@ -170,6 +198,7 @@ type (
 		User, Name string
 		Pubkey     ed25519.PublicKey
 		AddedAtMs  int64
+		Approver   bool
 	}
 	Channel struct {
 		// ID is the seq of the event that created the channel: stable

@@ -63,6 +63,13 @@ const (
 	TAudit         = "audit"
 	TUserAdd       = "user_add"
 
+	// Permission relay (see docs/PROTOCOL.md, "Permission relay").
+	TPermissionRequest = "permission_request" // bridge to server; also a delivery to approvers
+	TPermissionVerdict = "permission_verdict" // approver to server; also a delivery to the bridge
+	TPermissionList    = "permission_list"
+	TApproverAdd       = "approver_add"
+	TApproverRemove    = "approver_remove"
+
 	// Replies (server to client, echoing the request id).
 	TPong        = "pong"
 	TJoined      = "joined"
@@ -75,11 +82,36 @@ const (
 	TInvites     = "invites"
 	THistory     = "history"
 	TAuditEvents = "audit_events"
+	TPermissions = "permissions"
 	TError       = "error"
 
 	// Unprompted notices (server to client).
-	TUnsubscribed = "unsubscribed"
-	TRenamed      = "renamed"
+	TUnsubscribed       = "unsubscribed"
+	TRenamed            = "renamed"
+	TPermissionResolved = "permission_resolved"
+)
+
+// RoleBridge is hello.role of a session that an agent drives (conclave
+// bridge). Such a session may relay permission requests but never answers
+// one, nor changes who may. The empty role is a person's client (the CLI,
+// tail).
+const RoleBridge = "bridge"
+
+// Permission verdicts (permission_verdict.behavior), as Claude Code names
+// them.
+const (
+	BehaviorAllow = "allow"
+	BehaviorDeny  = "deny"
+)
+
+// Permission request limits: Claude Code's ids are five letters and its
+// input preview about 200 characters; these leave room and bound memory.
+const (
+	MaxRequestIDLen     = 64
+	MaxToolNameLen      = 256
+	MaxDescriptionLen   = 4096
+	MaxInputPreviewLen  = 4096
+	MaxPermissionReason = 200
 )
 
 // Sealed is the reserved end-to-end encrypted payload. v1 relays and stores
@@ -102,6 +134,20 @@ type MachineInfo struct {
 	Pubkey      []byte `json:"pubkey"`
 	Fingerprint string `json:"fingerprint"`
 	AddedAt     string `json:"added_at"`
+	// Approver reports whether sessions on this machine may answer the
+	// user's permission requests.
+	Approver bool `json:"approver,omitempty"`
+}
+
+// PermissionInfo is one pending permission request in a permissions reply:
+// From is the bridge session that asked, TsMs when Claude Code asked.
+type PermissionInfo struct {
+	From         string `json:"from"`
+	RequestID    string `json:"request_id"`
+	ToolName     string `json:"tool_name"`
+	Description  string `json:"description"`
+	InputPreview string `json:"input_preview"`
+	TsMs         int64  `json:"ts_ms"`
 }
 
 // InviteInfo describes one outstanding invite.
@@ -143,6 +189,7 @@ type Frame struct {
 	Version int    `json:"version,omitempty"`
 	Session string `json:"session,omitempty"`
 	Client  string `json:"client,omitempty"`
+	Role    string `json:"role,omitempty"`
 
 	// challenge, established
 	Nonce    []byte `json:"nonce,omitempty"`
@@ -192,14 +239,22 @@ type Frame struct {
 	NextSeq    uint64       `json:"next_seq,omitempty"`
 	More       bool         `json:"more,omitempty"`
 
+	// permission_request, permission_verdict, permission_resolved
+	RequestID    string `json:"request_id,omitempty"`
+	ToolName     string `json:"tool_name,omitempty"`
+	Description  string `json:"description,omitempty"`
+	InputPreview string `json:"input_preview,omitempty"`
+	Behavior     string `json:"behavior,omitempty"`
+
 	// replies
-	Detail   string           `json:"detail,omitempty"`
-	Sessions []string         `json:"sessions,omitempty"`
-	Channels []ChannelInfo    `json:"channels,omitempty"`
-	Machines []MachineInfo    `json:"machines,omitempty"`
-	Users    []string         `json:"users,omitempty"`
-	Invites  []InviteInfo     `json:"invites,omitempty"`
-	Messages []HistoryMessage `json:"messages,omitempty"`
+	Detail      string           `json:"detail,omitempty"`
+	Permissions []PermissionInfo `json:"permissions,omitempty"`
+	Sessions    []string         `json:"sessions,omitempty"`
+	Channels    []ChannelInfo    `json:"channels,omitempty"`
+	Machines    []MachineInfo    `json:"machines,omitempty"`
+	Users       []string         `json:"users,omitempty"`
+	Invites     []InviteInfo     `json:"invites,omitempty"`
+	Messages    []HistoryMessage `json:"messages,omitempty"`
 
 	// error
 	Code    Code   `json:"code,omitempty"`
@@ -238,7 +293,9 @@ var kinds = map[string]struct {
 	TUnban: {ClientToServer, true}, TBanList: {ClientToServer, true},
 	TUserRemove: {ClientToServer, true}, TMachineAdd: {ClientToServer, true},
 	TMachineRemove: {ClientToServer, true}, TAudit: {ClientToServer, true},
-	TUserAdd: {ClientToServer, true},
+	TUserAdd:           {ClientToServer, true},
+	TPermissionRequest: {ClientToServer | ServerToClient, true}, TPermissionVerdict: {ClientToServer | ServerToClient, true},
+	TPermissionList: {ClientToServer, true}, TApproverAdd: {ClientToServer, true}, TApproverRemove: {ClientToServer, true},
 
 	TPong: {ServerToClient, false}, TJoined: {ServerToClient, false}, TAck: {ServerToClient, false},
 	TPresence: {ServerToClient, false}, TChannelList: {ServerToClient, false},
@@ -246,6 +303,7 @@ var kinds = map[string]struct {
 	TInviteToken: {ServerToClient, false}, TInvites: {ServerToClient, false},
 	THistory: {ServerToClient, false}, TAuditEvents: {ServerToClient, false}, TError: {ServerToClient, false},
 	TUnsubscribed: {ServerToClient, false}, TRenamed: {ServerToClient, false},
+	TPermissions: {ServerToClient, false}, TPermissionResolved: {ServerToClient, false},
 }
 
 // Types returns every frame type, for documentation tests.

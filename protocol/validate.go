@@ -39,6 +39,9 @@ func (f *Frame) Validate() error {
 		if len(f.Client) > 200 {
 			return Errorf(CodeMalformed, "client is longer than 200 bytes")
 		}
+		if f.Role != "" && f.Role != RoleBridge {
+			return Errorf(CodeMalformed, "unknown role %q (want %q or none)", truncate(f.Role, 40), RoleBridge)
+		}
 		return name("session handle", f.Session)
 	case TChallenge:
 		if len(f.Nonce) != NonceSize {
@@ -172,6 +175,53 @@ func (f *Frame) Validate() error {
 		if f.Limit < 0 {
 			return Errorf(CodeMalformed, "limit must not be negative")
 		}
+	case TPermissionRequest:
+		if err := f.validRequestID(); err != nil {
+			return err
+		}
+		if err := f.validFrom(); err != nil {
+			return err
+		}
+		for _, fl := range []struct {
+			name string
+			v    string
+			max  int
+		}{{"tool_name", f.ToolName, MaxToolNameLen}, {"description", f.Description, MaxDescriptionLen},
+			{"input_preview", f.InputPreview, MaxInputPreviewLen}} {
+			if len(fl.v) > fl.max {
+				return Errorf(CodeMalformed, "%s is longer than %d bytes", fl.name, fl.max)
+			}
+		}
+		if f.ToolName == "" {
+			return Errorf(CodeMalformed, "permission_request has no tool_name")
+		}
+		if f.TsMs < 0 {
+			return Errorf(CodeMalformed, "ts_ms must not be negative")
+		}
+	case TPermissionVerdict:
+		if err := f.validRequestID(); err != nil {
+			return err
+		}
+		if err := f.validFrom(); err != nil {
+			return err
+		}
+		if f.Behavior != BehaviorAllow && f.Behavior != BehaviorDeny {
+			return Errorf(CodeMalformed, "behavior must be %q or %q", BehaviorAllow, BehaviorDeny)
+		}
+		if f.Target != "" {
+			if _, err := ParseSessionPath(f.Target); err != nil {
+				return name("session handle", f.Target)
+			}
+		}
+	case TPermissionResolved:
+		if err := f.validRequestID(); err != nil {
+			return err
+		}
+		if _, err := ParseSessionPath(f.From); err != nil {
+			return Errorf(CodeMalformed, "invalid from: %v", err)
+		}
+	case TApproverAdd, TApproverRemove:
+		return name("machine name", f.Machine)
 	case TError:
 		if !f.Code.Known() {
 			return Errorf(CodeMalformed, "unknown error code %q", truncate(string(f.Code), 40))
@@ -183,7 +233,27 @@ func (f *Frame) Validate() error {
 // isDelivery reports whether a channel_msg or whisper is a server delivery
 // (stamped with from and ts_ms, no id) rather than a client request.
 func (f *Frame) isDelivery() bool {
-	return (f.Type == TChannelMsg || f.Type == TWhisper) && f.ID == "" && f.From != "" && f.TsMs != 0
+	switch f.Type {
+	case TChannelMsg, TWhisper, TPermissionRequest, TPermissionVerdict:
+		return f.ID == "" && f.From != "" && f.TsMs != 0
+	}
+	return false
+}
+
+// validRequestID checks a permission request id: 1 to MaxRequestIDLen
+// letters, digits, '-' or '_' (Claude Code's are five lower-case letters).
+func (f *Frame) validRequestID() error {
+	id := f.RequestID
+	if id == "" || len(id) > MaxRequestIDLen {
+		return Errorf(CodeMalformed, "request_id must be 1 to %d bytes", MaxRequestIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return Errorf(CodeMalformed, "request_id %q: only letters, digits, '-' and '_' are allowed", truncate(id, 80))
+		}
+	}
+	return nil
 }
 
 func (f *Frame) validFrom() error {

@@ -168,9 +168,15 @@ func (c *client) quiet(d time.Duration) {
 // reply after auth (established or error).
 func (e *testEnv) handshake(key ed25519.PrivateKey, session string, register *protocol.Frame) (*client, *protocol.Frame) {
 	e.t.Helper()
+	return e.handshakeRole(key, session, "", register)
+}
+
+// handshakeRole is handshake with a hello.role.
+func (e *testEnv) handshakeRole(key ed25519.PrivateKey, session, role string, register *protocol.Frame) (*client, *protocol.Frame) {
+	e.t.Helper()
 	c := e.dialRaw()
 	c.key = key
-	c.sendFrame(&protocol.Frame{Type: protocol.THello, Version: 1, Session: session})
+	c.sendFrame(&protocol.Frame{Type: protocol.THello, Version: 1, Session: session, Role: role})
 	ch := c.next()
 	if ch.Type != protocol.TChallenge {
 		e.t.Fatalf("want challenge, got %+v", ch)

@@ -67,7 +67,7 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		out := make([]protocol.MachineInfo, 0, len(ms))
 		for _, m := range ms {
 			out = append(out, protocol.MachineInfo{Name: m.Name, Pubkey: m.Pubkey, Fingerprint: fingerprint(m.Pubkey),
-				AddedAt: time.UnixMilli(m.AddedAtMs).UTC().Format(time.RFC3339)})
+				AddedAt: time.UnixMilli(m.AddedAtMs).UTC().Format(time.RFC3339), Approver: m.Approver})
 		}
 		return &protocol.Frame{Type: protocol.TMachineList, Machines: out}, nil
 	case protocol.TListUsers:
@@ -104,6 +104,18 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 			return nil, err
 		}
 		return nil, nil // ack already sent by the effect
+	case protocol.TApproverAdd:
+		err := s.submit(ctx, sess.actor, projections.ApproverAdd{Machine: f.Machine}, nil)
+		return ack(f.Machine), err
+	case protocol.TApproverRemove:
+		err := s.submit(ctx, sess.actor, projections.ApproverRemove{Machine: f.Machine}, nil)
+		return ack(f.Machine), err
+	case protocol.TPermissionRequest:
+		return s.relay.request(sess, f, time.Now())
+	case protocol.TPermissionVerdict:
+		return s.relay.verdict(sess, f, time.Now())
+	case protocol.TPermissionList:
+		return s.relay.list(sess, time.Now())
 	case protocol.TCreateChannel:
 		vis := protocol.Visibility(f.Visibility)
 		if vis == "" {

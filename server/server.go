@@ -65,6 +65,10 @@ type Config struct {
 	HistoryRetention time.Duration
 	// QueueLen is each session's outbound queue in frames (default 1024).
 	QueueLen int
+	// PermissionTTL is how long a relayed permission request waits for a
+	// verdict before it expires (default 5 min; expiry is announced at the
+	// next ReapInterval tick, and an expired request is refused at once).
+	PermissionTTL time.Duration
 	// WriteTimeout bounds one WebSocket write (default 10 s).
 	WriteTimeout time.Duration
 	// NoSync skips fsync (tests and benchmarks only).
@@ -123,11 +127,17 @@ func (c Config) withDefaults() Config {
 	if c.QueueLen <= 0 {
 		c.QueueLen = 1024
 	}
+	if c.PermissionTTL <= 0 {
+		c.PermissionTTL = DefaultPermissionTTL
+	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
 	return c
 }
+
+// DefaultPermissionTTL is Config.PermissionTTL's default.
+const DefaultPermissionTTL = 5 * time.Minute
 
 // Server is a conclave server. Its methods are safe for concurrent use.
 type Server struct {
@@ -146,6 +156,7 @@ type Server struct {
 
 	store   *store // nil when ephemeral
 	hub     *hub
+	relay   *permRelay
 	history *history
 
 	auditIx auditIndex
@@ -187,6 +198,7 @@ func New(cfg Config) (*Server, error) {
 	s.admit = newAdmission(cfg)
 	s.stopCtx, s.cancel = context.WithCancel(context.Background())
 	s.hub = newHub(s)
+	s.relay = newPermRelay(s)
 	return s, nil
 }
 

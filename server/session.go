@@ -27,6 +27,7 @@ type session struct {
 	path    string
 	user    string
 	machine string
+	bridge  bool // hello.role "bridge": an agent's session
 	actor   projections.Actor
 	log     *slog.Logger
 
@@ -70,6 +71,7 @@ func (sess *session) kill(reason string) {
 		close(sess.dead)
 		sess.out.close()
 		sess.srv.hub.detach(sess)
+		sess.srv.relay.drop(sess)
 		switch reason {
 		case "session closed":
 			sess.log.Debug("session ended")
@@ -310,11 +312,12 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "%s", protocol.ReasonUnknownKey)
 	}
 	path := protocol.SessionPath{User: user, Machine: machine, Session: hello.Session}.String()
+	bridge := hello.Role == protocol.RoleBridge
 	readCtx, cancelRead := context.WithCancel(context.Background())
 	sess := &session{
 		readCtx: readCtx, cancelRead: cancelRead,
-		srv: s, conn: conn, path: path, user: user, machine: machine,
-		actor: projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user)},
+		srv: s, conn: conn, path: path, user: user, machine: machine, bridge: bridge,
+		actor: projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user), Bridge: bridge},
 		log:   s.log.With("session", path),
 		out:   outbox{wake: make(chan struct{}, 1)},
 		dead:  make(chan struct{}),

@@ -189,6 +189,7 @@ func (s *Server) reaper() {
 		select {
 		case now := <-t.C:
 			s.hub.reap(now.Add(-s.cfg.IdleTimeout))
+			s.relay.expire(now)
 			s.admit.sweep(now)
 		case <-s.stop:
 			return

@@ -265,6 +265,7 @@ type auditMachine struct {
 	Fingerprint string    `json:"fingerprint"` // SHA256:…, as ssh-keygen -l prints it
 	PublicKey   string    `json:"public_key"`  // authorized_keys form
 	AddedAt     time.Time `json:"added_at"`
+	Approver    bool      `json:"approver"`
 }
 
 type auditChannel struct {
@@ -295,7 +296,7 @@ func auditStateView(d projections.StateDump, at time.Time, seq uint64) auditStat
 		for _, m := range u.Machines {
 			pub := ed25519.PublicKey(m.Pubkey)
 			au.Machines = append(au.Machines, auditMachine{Name: m.Name, Fingerprint: identity.Fingerprint(pub),
-				PublicKey: identity.AuthorizedKey(pub, ""), AddedAt: auditTime(m.AddedAtMs)})
+				PublicKey: identity.AuthorizedKey(pub, ""), AddedAt: auditTime(m.AddedAtMs), Approver: m.Approver})
 		}
 		v.Users = append(v.Users, au)
 	}
@@ -354,8 +355,12 @@ func auditWriteState(w io.Writer, d projections.StateDump, at time.Time, seq uin
 			width = max(width, len(m.Name))
 		}
 		for _, m := range u.Machines {
-			fmt.Fprintf(w, "    %-*s  %s  since %s\n", width, auditClean(m.Name),
-				identity.Fingerprint(ed25519.PublicKey(m.Pubkey)), ts(m.AddedAtMs))
+			approver := ""
+			if m.Approver {
+				approver = "  approver"
+			}
+			fmt.Fprintf(w, "    %-*s  %s  since %s%s\n", width, auditClean(m.Name),
+				identity.Fingerprint(ed25519.PublicKey(m.Pubkey)), ts(m.AddedAtMs), approver)
 		}
 	}
 	fmt.Fprintf(w, "channels (%d)\n", len(d.Channels))

@@ -11,9 +11,51 @@ import (
 
 // MachineCmd groups the machine verbs.
 type MachineCmd struct {
-	Add    MachineAddCmd    `cmd:"" help:"Enroll another machine's key under your user."`
-	List   MachineListCmd   `cmd:"" aliases:"ls" help:"List the machines enrolled under your user."`
-	Remove MachineRemoveCmd `cmd:"" aliases:"rm" help:"Revoke one of your machines; its live sessions are dropped."`
+	Add      MachineAddCmd      `cmd:"" help:"Enroll another machine's key under your user."`
+	List     MachineListCmd     `cmd:"" aliases:"ls" help:"List the machines enrolled under your user."`
+	Remove   MachineRemoveCmd   `cmd:"" aliases:"rm" help:"Revoke one of your machines; its live sessions are dropped."`
+	Approver MachineApproverCmd `cmd:"" help:"Choose the machines whose people answer your agents' permission requests."`
+}
+
+// MachineApproverCmd groups the approver-list verbs.
+type MachineApproverCmd struct {
+	Add    ApproverAddCmd    `cmd:"" help:"Put one of your machines on your approver list (from a machine already on it; the first one from any machine)."`
+	Remove ApproverRemoveCmd `cmd:"" aliases:"rm" help:"Take a machine off your approver list (from a machine on it)."`
+}
+
+// ApproverAddCmd puts a machine on the caller's approver list.
+type ApproverAddCmd struct {
+	serverFlag
+	Name string `arg:"" help:"The machine (see 'conclave machine list')."`
+}
+
+// ApproverRemoveCmd takes a machine off the caller's approver list.
+type ApproverRemoveCmd struct {
+	serverFlag
+	Name string `arg:"" help:"The machine."`
+}
+
+// Run asks the server and prints `✓ NAME is an approver machine`.
+func (c *ApproverAddCmd) Run(ctx context.Context, g *Globals) error {
+	return approverChange(ctx, g, c.Server, protocol.TApproverAdd, c.Name, "%s is an approver machine")
+}
+
+// Run asks the server and prints `✓ NAME is no longer an approver machine`.
+func (c *ApproverRemoveCmd) Run(ctx context.Context, g *Globals) error {
+	return approverChange(ctx, g, c.Server, protocol.TApproverRemove, c.Name, "%s is no longer an approver machine")
+}
+
+func approverChange(ctx context.Context, g *Globals, server, typ, name, format string) error {
+	if err := checkName("machine name", name); err != nil {
+		return err
+	}
+	if _, _, err := g.oneShot(ctx, server, &protocol.Frame{Type: typ, Machine: name}, protocol.TAck); err != nil {
+		return err
+	}
+	return g.done(struct {
+		Machine  string `json:"machine"`
+		Approver bool   `json:"approver"`
+	}{name, typ == protocol.TApproverAdd}, format, name)
 }
 
 // MachineAddCmd enrolls a key under the caller's user.
@@ -52,7 +94,8 @@ type MachineListCmd struct {
 	serverFlag
 }
 
-// Run prints `<name>\t<SHA256 fingerprint>\t<added_at>` per machine.
+// Run prints `<name>\t<SHA256 fingerprint>\t<added_at>[\tapprover]` per
+// machine.
 func (c *MachineListCmd) Run(ctx context.Context, g *Globals) error {
 	r, _, err := g.oneShot(ctx, c.Server, &protocol.Frame{Type: protocol.TListMachines}, protocol.TMachineList)
 	if err != nil {
@@ -63,6 +106,7 @@ func (c *MachineListCmd) Run(ctx context.Context, g *Globals) error {
 		PublicKey   string `json:"public_key"`
 		Fingerprint string `json:"fingerprint"`
 		AddedAt     string `json:"added_at"`
+		Approver    bool   `json:"approver"`
 	}
 	out := make([]machine, 0, len(r.Machines))
 	for _, m := range r.Machines {
@@ -75,13 +119,17 @@ func (c *MachineListCmd) Run(ctx context.Context, g *Globals) error {
 		if len(pub) == ed25519.PublicKeySize {
 			line = identity.AuthorizedKey(pub, "")
 		}
-		out = append(out, machine{m.Name, line, fp, m.AddedAt})
+		out = append(out, machine{m.Name, line, fp, m.AddedAt, m.Approver})
 	}
 	if g.JSON {
 		return g.printJSON(out)
 	}
 	for _, m := range out {
-		g.printf("%s\t%s\t%s\n", m.Name, m.Fingerprint, m.AddedAt)
+		approver := ""
+		if m.Approver {
+			approver = "\tapprover"
+		}
+		g.printf("%s\t%s\t%s%s\n", m.Name, m.Fingerprint, m.AddedAt, approver)
 	}
 	return nil
 }

@@ -18,34 +18,37 @@ import (
 type CLI struct {
 	GlobalFlags
 
-	Serve    ServeCmd    `cmd:"" help:"Run the central server."`
-	Health   HealthCmd   `cmd:"" help:"Probe a server's /health endpoint: exit 0 if it answers ok (the container health check)."`
-	Key      KeyCmd      `cmd:"" help:"Create this machine's key if absent and print its public key."`
-	Register RegisterCmd `cmd:"" help:"Claim a username on a server and enroll this machine under it."`
-	Machine  MachineCmd  `cmd:"" help:"Manage the machines enrolled under your user."`
-	Server   ServerCmd   `cmd:"" help:"List or forget registered servers (local only)."`
-	Channel  ChannelCmd  `cmd:"" help:"Create, list, delete, rename channels and set their visibility."`
-	ACL      ACLCmd      `cmd:"" name:"acl" help:"Manage a channel's access list."`
-	Invite   InviteCmd   `cmd:"" help:"Create, list and revoke a channel's invite tokens."`
-	Join     JoinCmd     `cmd:"" help:"Check access to a channel (redeeming an invite token) and optionally set its local permission level."`
-	Send     SendCmd     `cmd:"" help:"Post one message to a channel."`
-	Whisper  WhisperCmd  `cmd:"" help:"Send one direct message to a live session."`
-	Tail     TailCmd     `cmd:"" help:"Stream a channel, and whispers to this session, to stdout."`
-	Who      WhoCmd      `cmd:"" help:"List live sessions on the server or in a channel."`
-	Kick     KickCmd     `cmd:"" help:"Unsubscribe a session, or all of a user's sessions, from a channel."`
-	Ban      BanCmd      `cmd:"" help:"Ban a user from a channel."`
-	Unban    UnbanCmd    `cmd:"" help:"Lift a user's ban from a channel (membership is not restored)."`
-	Bans     BansCmd     `cmd:"" help:"List the users banned from a channel."`
-	User     UserCmd     `cmd:"" help:"List or remove users (server admins)."`
-	Status   StatusCmd   `cmd:"" help:"Show registrations, whether each server is reachable, and permission levels."`
-	Perm     PermCmd     `cmd:"" help:"Show or set local permission levels (never sent to a server)."`
-	Bridge   BridgeCmd   `cmd:"" help:"Run the MCP stdio server that connects a Claude Code session to conclave."`
-	Agent    AgentCmd    `cmd:"" help:"Configure a coding agent's client for conclave (agent setup claude-code)."`
-	Audit    AuditCmd    `cmd:"" help:"Admin history from a data dir: events, state at a time, verification."`
-	Backup   BackupCmd   `cmd:"" help:"Take a consistent, verified backup of a data dir, also while a server runs on it."`
-	Restore  RestoreCmd  `cmd:"" help:"Unpack and verify a backup into a new, empty data dir."`
-	Version  VersionCmd  `cmd:"" help:"Print the version."`
-	Bench    BenchCmd    `cmd:"" help:"Load-test a server: deliveries/s, CPU, latency, handshakes, memory per session."`
+	Serve     ServeCmd     `cmd:"" help:"Run the central server."`
+	Health    HealthCmd    `cmd:"" help:"Probe a server's /health endpoint: exit 0 if it answers ok (the container health check)."`
+	Key       KeyCmd       `cmd:"" help:"Create this machine's key if absent and print its public key."`
+	Register  RegisterCmd  `cmd:"" help:"Claim a username on a server and enroll this machine under it."`
+	Machine   MachineCmd   `cmd:"" help:"Manage the machines enrolled under your user."`
+	Server    ServerCmd    `cmd:"" help:"List or forget registered servers (local only)."`
+	Channel   ChannelCmd   `cmd:"" help:"Create, list, delete, rename channels and set their visibility."`
+	ACL       ACLCmd       `cmd:"" name:"acl" help:"Manage a channel's access list."`
+	Invite    InviteCmd    `cmd:"" help:"Create, list and revoke a channel's invite tokens."`
+	Join      JoinCmd      `cmd:"" help:"Check access to a channel (redeeming an invite token) and optionally set its local permission level."`
+	Send      SendCmd      `cmd:"" help:"Post one message to a channel."`
+	Whisper   WhisperCmd   `cmd:"" help:"Send one direct message to a live session."`
+	Tail      TailCmd      `cmd:"" help:"Stream a channel, and whispers to this session, to stdout."`
+	Who       WhoCmd       `cmd:"" help:"List live sessions on the server or in a channel."`
+	Approvals ApprovalsCmd `cmd:"" help:"List the permission requests your Claude Code sessions wait on (from an approver machine)."`
+	Approve   ApproveCmd   `cmd:"" help:"Allow a pending permission request (from an approver machine)."`
+	Deny      DenyCmd      `cmd:"" help:"Deny a pending permission request (from an approver machine)."`
+	Kick      KickCmd      `cmd:"" help:"Unsubscribe a session, or all of a user's sessions, from a channel."`
+	Ban       BanCmd       `cmd:"" help:"Ban a user from a channel."`
+	Unban     UnbanCmd     `cmd:"" help:"Lift a user's ban from a channel (membership is not restored)."`
+	Bans      BansCmd      `cmd:"" help:"List the users banned from a channel."`
+	User      UserCmd      `cmd:"" help:"List or remove users (server admins)."`
+	Status    StatusCmd    `cmd:"" help:"Show registrations, whether each server is reachable, and permission levels."`
+	Perm      PermCmd      `cmd:"" help:"Show or set local permission levels (never sent to a server)."`
+	Bridge    BridgeCmd    `cmd:"" help:"Run the MCP stdio server that connects a Claude Code session to conclave."`
+	Agent     AgentCmd     `cmd:"" help:"Configure a coding agent's client for conclave (agent setup claude-code)."`
+	Audit     AuditCmd     `cmd:"" help:"Admin history from a data dir: events, state at a time, verification."`
+	Backup    BackupCmd    `cmd:"" help:"Take a consistent, verified backup of a data dir, also while a server runs on it."`
+	Restore   RestoreCmd   `cmd:"" help:"Unpack and verify a backup into a new, empty data dir."`
+	Version   VersionCmd   `cmd:"" help:"Print the version."`
+	Bench     BenchCmd     `cmd:"" help:"Load-test a server: deliveries/s, CPU, latency, handshakes, memory per session."`
 
 	Skill       SkillCmd       `cmd:"" help:"Print or install the Claude Code skill for conclave."`
 	Completions CompletionsCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`

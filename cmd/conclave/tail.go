@@ -443,6 +443,11 @@ func (t *tailer) event(f *protocol.Frame) error {
 			fmt.Fprintf(t.g.Stderr, "#%s was renamed to #%s; still tailing\n", t.channel, f.NewName)
 			t.channel = f.NewName
 		}
+	case protocol.TPermissionRequest, protocol.TPermissionResolved:
+		// Shown to the sessions on the user's approver machines only.
+		if l, ok := permissionEvent(f); ok {
+			printPermission(t.g, l, time.Now(), "[approval] ")
+		}
 	case protocol.TError:
 		// The server is dropping this session; the reason becomes the
 		// connection's error once it closes.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/control"
+	"github.com/conclave/conclave/identity"
+	"github.com/conclave/conclave/protocol"
+)
+
+// agentConn is a bridge-role session (what `conclave bridge` opens) of the
+// user of config dir dir.
+func agentConn(t *testing.T, dir, handle string) *control.Conn {
+	t.Helper()
+	cfg, err := identity.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cfg.SelectServer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := identity.LoadKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := control.Dial(context.Background(), &control.Options{URL: srv.URL, Key: key, Session: handle,
+		PinnedServerID: srv.ServerID, Role: protocol.RoleBridge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// nextEvent returns the next unprompted frame of type typ on conn.
+func nextEvent(t *testing.T, conn *control.Conn, typ string) *protocol.Frame {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case f, ok := <-conn.Events():
+			if !ok {
+				t.Fatalf("connection ended waiting for %s: %v", typ, conn.Err())
+			}
+			if f.Type == typ {
+				return f
+			}
+		case <-timeout:
+			t.Fatalf("no %s within 15s", typ)
+		}
+	}
+}
+
+// TestApprovalsFromTheCLI: alice's agents run on her laptop; her phone is
+// her approver machine. Only the phone's CLI lists and answers, and tail
+// there shows the requests.
+func TestApprovalsFromTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	url, _, _ := startServer(t)
+	tmp := t.TempDir()
+	lDir, pDir := filepath.Join(tmp, "L"), filepath.Join(tmp, "P")
+	l := []string{"CONCLAVE_CONFIG_DIR=" + lDir}
+	p := []string{"CONCLAVE_CONFIG_DIR=" + pDir}
+	ok(t, l, "register", "alice", "--server", url, "--machine", "laptop")
+	ok(t, l, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, p, "key")))
+	ok(t, p, "register", "alice", "--existing", "--server", url, "--machine", "phone")
+	ok(t, l, "channel", "create", "ops")
+
+	fails(t, 1, "alice has no approver machines", p, "approvals")
+	agent := agentConn(t, lDir, "agent1")
+	_, err := agent.Request(context.Background(), &protocol.Frame{Type: protocol.TPermissionRequest, RequestID: "abcde", ToolName: "Bash"})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeNotFound || !strings.Contains(pe.Message, "not relayed") {
+		t.Fatalf("request with no approvers: %v", err)
+	}
+
+	if out := ok(t, l, "machine", "approver", "add", "phone"); out != "✓ phone is an approver machine\n" {
+		t.Errorf("approver add printed %q", out)
+	}
+	fails(t, 1, "only a session on an approver machine (phone)", l, "machine", "approver", "add", "laptop")
+	if out := ok(t, p, "machine", "list"); !regexp.MustCompile(`(?m)^laptop\tSHA256:\S+\t\S+\n^phone\tSHA256:\S+\t\S+\tapprover$`).MatchString(out) {
+		t.Errorf("machine list = %q", out)
+	}
+	var ms []struct {
+		Name     string `json:"name"`
+		Approver bool   `json:"approver"`
+	}
+	if err := json.Unmarshal([]byte(ok(t, p, "--json", "machine", "list")), &ms); err != nil || len(ms) != 2 || ms[0].Approver || !ms[1].Approver {
+		t.Errorf("machine list --json = %+v, %v", ms, err)
+	}
+
+	if out := ok(t, p, "approvals"); out != "no pending permission requests\n" {
+		t.Errorf("approvals with none = %q", out)
+	}
+	watch := start(t, p, false, "approvals", "--watch")
+	watch.expect(`^no pending permission requests$`)
+	watch.waitStderr("watching permission requests of alice")
+	tail := start(t, p, false, "tail", "--channel", "ops")
+	tail.expect(`^tailing #ops as alice/phone/cli-\d+`)
+
+	if _, err := agent.Request(context.Background(), &protocol.Frame{Type: protocol.TPermissionRequest, RequestID: "abcde",
+		ToolName: "Bash", Description: "Run the shell command: rm -rf build", InputPreview: `{"command":"rm -rf build"}`}); err != nil {
+		t.Fatal(err)
+	}
+	watch.expect(`^abcde  alice/laptop/agent1  Bash  asked \d+s ago$`)
+	watch.expect(`^  Run the shell command: rm -rf build$`)
+	watch.expect(`^  \{"command":"rm -rf build"\}$`)
+	tail.expect(`^\[approval\] abcde  alice/laptop/agent1  Bash  asked \d+s ago$`)
+
+	// The laptop (where the agents run) may neither see nor answer.
+	fails(t, 1, "machine laptop is not an approver machine of alice (approvers: phone)", l, "approvals")
+	fails(t, 1, "not an approver machine", l, "approve", "abcde")
+
+	var list []permissionLine
+	if err := json.Unmarshal([]byte(ok(t, p, "approvals", "--json")), &list); err != nil || len(list) != 1 ||
+		list[0].RequestID != "abcde" || list[0].From != "alice/laptop/agent1" || list[0].ToolName != "Bash" || list[0].AgeMs < 0 {
+		t.Fatalf("approvals --json = %+v, %v", list, err)
+	}
+	fails(t, 1, `no pending permission request "zzzzz"`, p, "approve", "zzzzz")
+	if out := ok(t, p, "approve", "abcde"); out != "✓ allowed abcde (alice/laptop/agent1)\n" {
+		t.Errorf("approve printed %q", out)
+	}
+	if v := nextEvent(t, agent, protocol.TPermissionVerdict); v.RequestID != "abcde" || v.Behavior != "allow" || !strings.HasPrefix(v.From, "alice/phone/cli-") {
+		t.Fatalf("verdict at the bridge = %+v", v)
+	}
+	watch.expect(`^abcde  alice/laptop/agent1  allow by alice/phone/cli-\d+$`)
+	fails(t, 1, "already answered (allow by alice/phone/cli-", p, "deny", "abcde")
+
+	// The same id pending in two sessions: --session picks one.
+	agent2 := agentConn(t, lDir, "agent2")
+	for _, c := range []*control.Conn{agent, agent2} {
+		if _, err := c.Request(context.Background(), &protocol.Frame{Type: protocol.TPermissionRequest, RequestID: "fghij", ToolName: "Write"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fails(t, 1, "pending in several sessions (alice/laptop/agent1, alice/laptop/agent2): name one with --session", p, "deny", "fghij")
+	out := ok(t, p, "--json", "deny", "fghij", "--session", "agent2")
+	if strings.TrimSpace(out) != `{"request_id":"fghij","behavior":"deny","session":"alice/laptop/agent2"}` {
+		t.Errorf("deny --json = %s", out)
+	}
+	if v := nextEvent(t, agent2, protocol.TPermissionVerdict); v.RequestID != "fghij" || v.Behavior != "deny" {
+		t.Fatalf("verdict at agent2 = %+v", v)
+	}
+	watch.interrupt()
+	tail.interrupt()
+}
