@@ -30,7 +30,7 @@ buildGoModule (finalAttrs: {
 
   # NAR hash of the directory `go mod vendor` writes (modules.txt included).
   # Recompute after changing go.mod/go.sum: nix/verify-flake.sh --fix-vendor-hash
-  vendorHash = "sha256-9SN1LQBfz2YQ2HWlEzKfZE/6vOoAaBRO8qYCSSU2TZw=";
+  vendorHash = "sha256-o3nY1/drDXtjQdMCwOkzOe+MXvAjgM5deoYpIe3RaSo=";
 
   subPackages = [ "cmd/conclave" ];
 

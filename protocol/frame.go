@@ -31,6 +31,7 @@ const (
 	TRegister    = "register"
 	TAuth        = "auth"
 	TEstablished = "established"
+	TEnroll      = "enroll" // a browser's first login, with a one-time link's token
 
 	// Requests (client to server).
 	TPing          = "ping"
@@ -62,6 +63,7 @@ const (
 	TMachineRemove = "machine_remove"
 	TAudit         = "audit"
 	TUserAdd       = "user_add"
+	TEnrollLink    = "enroll_link"
 
 	// Permission relay (see docs/PROTOCOL.md, "Permission relay").
 	TPermissionRequest = "permission_request" // bridge to server; also a delivery to approvers
@@ -83,6 +85,7 @@ const (
 	THistory     = "history"
 	TAuditEvents = "audit_events"
 	TPermissions = "permissions"
+	TEnrollToken = "enroll_token"
 	TError       = "error"
 
 	// Unprompted notices (server to client).
@@ -227,9 +230,10 @@ type Frame struct {
 	Seq    uint64  `json:"seq,omitempty"`
 
 	// read_since, history, audit
-	AfterSeq *uint64 `json:"after_seq,omitempty"`
-	SinceMs  *int64  `json:"since_ms,omitempty"`
-	UntilMs  *int64  `json:"until_ms,omitempty"`
+	AfterSeq  *uint64 `json:"after_seq,omitempty"`
+	BeforeSeq *uint64 `json:"before_seq,omitempty"`
+	SinceMs   *int64  `json:"since_ms,omitempty"`
+	UntilMs   *int64  `json:"until_ms,omitempty"`
 
 	// audit
 	EventType  string       `json:"event_type,omitempty"`
@@ -245,6 +249,8 @@ type Frame struct {
 	Description  string `json:"description,omitempty"`
 	InputPreview string `json:"input_preview,omitempty"`
 	Behavior     string `json:"behavior,omitempty"`
+	// enroll_token
+	URL string `json:"url,omitempty"`
 
 	// replies
 	Detail      string           `json:"detail,omitempty"`
@@ -278,7 +284,7 @@ var kinds = map[string]struct {
 }{
 	THello: {ClientToServer, false}, TChallenge: {ServerToClient, false},
 	TRegister: {ClientToServer, false}, TAuth: {ClientToServer, false},
-	TEstablished: {ServerToClient, false},
+	TEstablished: {ServerToClient, false}, TEnroll: {ClientToServer, false},
 
 	TPing: {ClientToServer, true}, TJoin: {ClientToServer, true}, TLeave: {ClientToServer, true},
 	TWho: {ClientToServer, true}, TListChannels: {ClientToServer, true},
@@ -296,6 +302,7 @@ var kinds = map[string]struct {
 	TUserAdd:           {ClientToServer, true},
 	TPermissionRequest: {ClientToServer | ServerToClient, true}, TPermissionVerdict: {ClientToServer | ServerToClient, true},
 	TPermissionList: {ClientToServer, true}, TApproverAdd: {ClientToServer, true}, TApproverRemove: {ClientToServer, true},
+	TEnrollLink: {ClientToServer, true},
 
 	TPong: {ServerToClient, false}, TJoined: {ServerToClient, false}, TAck: {ServerToClient, false},
 	TPresence: {ServerToClient, false}, TChannelList: {ServerToClient, false},
@@ -304,6 +311,7 @@ var kinds = map[string]struct {
 	THistory: {ServerToClient, false}, TAuditEvents: {ServerToClient, false}, TError: {ServerToClient, false},
 	TUnsubscribed: {ServerToClient, false}, TRenamed: {ServerToClient, false},
 	TPermissions: {ServerToClient, false}, TPermissionResolved: {ServerToClient, false},
+	TEnrollToken: {ServerToClient, false},
 }
 
 // Types returns every frame type, for documentation tests.

@@ -58,6 +58,17 @@ func (f *Frame) Validate() error {
 			return err
 		}
 		return key()
+	case TEnroll:
+		if f.Token == "" || len(f.Token) > 128 {
+			return Errorf(CodeMalformed, "enroll needs a token of 1 to 128 bytes")
+		}
+		return key()
+	case TEnrollLink:
+		return name("machine name", f.Machine)
+	case TEnrollToken:
+		if f.Token == "" {
+			return Errorf(CodeMalformed, "enroll_token has no token")
+		}
 	case TAuth:
 		if err := key(); err != nil {
 			return err
@@ -157,6 +168,9 @@ func (f *Frame) Validate() error {
 		}
 		if f.AfterSeq != nil && f.SinceMs != nil {
 			return Errorf(CodeMalformed, "read_since takes after_seq or since_ms, not both")
+		}
+		if f.BeforeSeq != nil && (f.AfterSeq != nil || f.SinceMs != nil) {
+			return Errorf(CodeMalformed, "read_since takes before_seq alone, without after_seq or since_ms")
 		}
 		if f.Limit < 0 {
 			return Errorf(CodeMalformed, "limit must not be negative")

@@ -87,7 +87,7 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 	case protocol.TWhisper:
 		return sess.whisper(f)
 	case protocol.TReadSince:
-		return sess.readSince(f)
+		return sess.readSince(ctx, f)
 	case protocol.TAudit:
 		return sess.audit(f)
 	case protocol.TMachineAdd:
@@ -116,6 +116,8 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		return s.relay.verdict(sess, f, time.Now())
 	case protocol.TPermissionList:
 		return s.relay.list(sess, time.Now())
+	case protocol.TEnrollLink:
+		return sess.enrollLinkReq(f)
 	case protocol.TCreateChannel:
 		vis := protocol.Visibility(f.Visibility)
 		if vis == "" {
@@ -199,12 +201,17 @@ func (sess *session) subscribedChannel(name string) (uint64, error) {
 }
 
 // readSince returns one page of a subscribed channel's history.
-func (sess *session) readSince(f *protocol.Frame) (*protocol.Frame, error) {
+func (sess *session) readSince(ctx context.Context, f *protocol.Frame) (*protocol.Frame, error) {
 	cid, err := sess.subscribedChannel(f.Channel)
 	if err != nil {
 		return nil, err
 	}
-	page, err := sess.srv.history.page(cid, f.Channel, f.AfterSeq, f.SinceMs, f.Limit)
+	var page *protocol.Frame
+	if f.BeforeSeq != nil {
+		page, err = sess.srv.history.pageBefore(ctx, cid, f.Channel, *f.BeforeSeq, f.Limit)
+	} else {
+		page, err = sess.srv.history.page(cid, f.Channel, f.AfterSeq, f.SinceMs, f.Limit)
+	}
 	if err != nil {
 		sess.log.Error("history read failed", "channel", f.Channel, "err", err)
 		return nil, protocol.Errorf(protocol.CodeInternal, "could not read the history")

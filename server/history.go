@@ -87,13 +87,17 @@ type history struct {
 	idxMu sync.RWMutex
 	index map[uint64][]histEntry // channel id -> its durable messages, oldest first
 	mem   map[uint64][]byte      // ephemeral storage, by seq
+	// settled is the number up to which every post is stored and
+	// indexed, or refused; advanced is closed (and replaced) when it grows.
+	settled  uint64
+	advanced chan struct{}
 
 	queue chan *histOp
 }
 
 func openHistory(s *Server) (*history, error) {
 	h := &history{srv: s, retention: s.cfg.HistoryRetention, index: make(map[uint64][]histEntry),
-		queue: make(chan *histOp, historyQueue)}
+		queue: make(chan *histOp, historyQueue), advanced: make(chan struct{})}
 	if s.store == nil {
 		h.mem = make(map[uint64][]byte)
 		h.next = 1
@@ -106,6 +110,7 @@ func openHistory(s *Server) (*history, error) {
 	}
 	h.log = log
 	h.next = log.LastIndex() + 1
+	h.settled = log.LastIndex()
 	live := make(map[uint64]bool)
 	for _, c := range s.state.Channels() {
 		live[c.ID] = true
@@ -238,7 +243,9 @@ func (h *history) commit(batch []*histOp, datas [][]byte) {
 		// append fills the gap with placeholder records.
 		h.seqMu.Lock()
 		h.failQueued()
+		through := h.next - 1
 		h.seqMu.Unlock()
+		h.advance(through)
 		return
 	}
 	h.idxMu.Lock()
@@ -246,6 +253,7 @@ func (h *history) commit(batch []*histOp, datas [][]byte) {
 		h.index[op.cid] = append(h.index[op.cid], histEntry{seq: op.seq, tsMs: op.tsMs})
 	}
 	h.idxMu.Unlock()
+	h.advance(batch[len(batch)-1].seq)
 	for _, op := range batch {
 		op.sess.replyAck(op.id, op.tsMs, op.seq)
 	}

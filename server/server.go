@@ -16,6 +16,7 @@ import (
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
+	"github.com/conclave/conclave/web"
 )
 
 // Admin is one entry of the server-admin allowlist. A nil Key leaves the
@@ -79,6 +80,15 @@ type Config struct {
 	// MetricsSeparate keeps /metrics off Handler: it is served only by
 	// MetricsHandler, on a listener of its own (serve --metrics-bind).
 	MetricsSeparate bool
+	// PublicURL is the address users open in a browser (--public-url,
+	// CONCLAVE_PUBLIC_URL), e.g. https://chat.example.org behind a TLS
+	// proxy: enrollment links are built on it and a browser's WebSocket
+	// must come from its origin. Empty: links are built by the client from
+	// the server URL it uses, and a browser must be same-origin.
+	PublicURL string
+	// EnrollTTL is how long an enrollment link stays valid (default
+	// EnrollTTL, 10 minutes).
+	EnrollTTL time.Duration
 
 	// failHook is passed to the event log to inject write failures (tests).
 	failHook func(op string) error
@@ -133,6 +143,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.EnrollTTL <= 0 {
+		c.EnrollTTL = EnrollTTL
+	}
 	return c
 }
 
@@ -162,6 +175,11 @@ type Server struct {
 	auditIx auditIndex
 	admit   *admission
 
+	// The web client: enrollment links and the public address.
+	enrolls      enrollments
+	publicBase   string // --public-url without a trailing slash, or ""
+	publicOrigin string // its scheme://host, or ""
+
 	ops     chan *op
 	stop    chan struct{}   // closed by Shutdown
 	stopCtx context.Context // cancelled by Shutdown
@@ -181,7 +199,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("serve needs --data-dir DIR (or --ephemeral for a throwaway in-memory server)")
 	}
 	cfg = cfg.withDefaults()
+	base, origin, err := parsePublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		publicBase: base, publicOrigin: origin,
 		cfg:    cfg,
 		log:    cfg.Logger,
 		admins: make(map[string]ed25519.PublicKey),
@@ -256,13 +279,15 @@ func (s *Server) Recover() error {
 // ServerID returns the id this server presents in x-conclave-server-id.
 func (s *Server) ServerID() string { return s.serverID }
 
-// Handler serves /, /health and, unless Config.MetricsSeparate, /metrics.
+// Handler serves /, /health, the web client under /web/ and, unless
+// Config.MetricsSeparate, /metrics.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", s.handleHealth)
 	if !s.cfg.MetricsSeparate {
 		mux.HandleFunc("/metrics", s.handleMetrics)
 	}
+	mux.Handle("/web/", web.Handler())
 	mux.HandleFunc("/", s.handleRoot)
 	return mux
 }
@@ -287,8 +312,18 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !isUpgrade(r) {
+		if wantsHTML(r) {
+			// Relative, so that it holds behind a proxy's path prefix.
+			w.Header().Set("Location", "web/")
+			w.WriteHeader(http.StatusFound)
+			return
+		}
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "this endpoint speaks WebSocket (conclave protocol v1)", http.StatusUpgradeRequired)
+		return
+	}
+	if !s.originAllowed(r) {
+		s.refuseOrigin(w, r)
 		return
 	}
 	ip := remoteIP(r)

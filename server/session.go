@@ -262,17 +262,25 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	var reg *protocol.Frame
-	if f.Type == protocol.TRegister {
+	var reg, enr *protocol.Frame
+	if f.Type == protocol.TRegister || f.Type == protocol.TEnroll {
 		if err := f.Validate(); err != nil {
 			return nil, asProtoErr(err)
 		}
-		reg = f
+		if f.Type == protocol.TEnroll {
+			if perr := s.enrolls.check(f.Token, time.Now()); perr != nil {
+				return nil, perr
+			}
+			enr = f
+		} else {
+			reg = f
+		}
+		first := f.Type
 		if f, perr = read(); perr != nil {
 			return nil, perr
 		}
 		if f.Type != protocol.TAuth {
-			return nil, protocol.Errorf(protocol.CodeMalformed, "expected auth after register, got %s", f.Type)
+			return nil, protocol.Errorf(protocol.CodeMalformed, "expected auth after %s, got %s", first, f.Type)
 		}
 	}
 	if f.Type != protocol.TAuth {
@@ -282,11 +290,16 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 		return nil, asProtoErr(err)
 	}
 	pub := ed25519.PublicKey(f.Pubkey)
-	if reg != nil && !bytes.Equal(reg.Pubkey, f.Pubkey) {
+	if (reg != nil && !bytes.Equal(reg.Pubkey, f.Pubkey)) || (enr != nil && !bytes.Equal(enr.Pubkey, f.Pubkey)) {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "auth key does not match the registered key")
 	}
 	if !protocol.VerifyAuth(pub, s.serverID, nonce, hello.Session, f.Signature) {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "signature verification failed")
+	}
+	if enr != nil {
+		if perr := s.enrollKey(ctx, enr, pub); perr != nil {
+			return nil, perr
+		}
 	}
 	if reg != nil {
 		pin, pinned := s.admins[reg.Username]

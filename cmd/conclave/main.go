@@ -31,6 +31,7 @@ type CLI struct {
 	Send      SendCmd      `cmd:"" help:"Post one message to a channel."`
 	Whisper   WhisperCmd   `cmd:"" help:"Send one direct message to a live session."`
 	Tail      TailCmd      `cmd:"" help:"Stream a channel, and whispers to this session, to stdout."`
+	Web       WebCmd       `cmd:"" help:"Print a one-time link that enrolls a browser as one of your machines."`
 	Who       WhoCmd       `cmd:"" help:"List live sessions on the server or in a channel."`
 	Approvals ApprovalsCmd `cmd:"" help:"List the permission requests your Claude Code sessions wait on (from an approver machine)."`
 	Approve   ApproveCmd   `cmd:"" help:"Allow a pending permission request (from an approver machine)."`

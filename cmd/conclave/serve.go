@@ -36,6 +36,7 @@ type ServeCmd struct {
 	AdminRate     float64  `help:"Admin changes (channels, ACLs, invites, bans…) per second per user, burst 4x; 0 disables." default:"50" env:"CONCLAVE_ADMIN_RATE"`
 	Registration  string   `help:"open: anyone may register; closed: only pinned admins, and users a server admin adds." enum:"open,closed" default:"open" env:"CONCLAVE_REGISTRATION"`
 	HistoryKeep   string   `name:"history-retention" help:"How long channel messages are kept (e.g. 7d, 36h)." default:"7d" env:"CONCLAVE_HISTORY_RETENTION"`
+	PublicURL     string   `name:"public-url" env:"CONCLAVE_PUBLIC_URL" placeholder:"URL" help:"The https:// address users open in a browser (behind a TLS proxy, say): enrollment links use it, and browsers must connect from its origin."`
 }
 
 // Run starts the server and blocks until SIGINT or SIGTERM.
@@ -51,7 +52,7 @@ func (c *ServeCmd) Run(g *Globals) error {
 	cfg := server.Config{
 		DataDir: c.DataDir, Ephemeral: c.Ephemeral, Admins: admins, Logger: logger,
 		SnapshotEvery: c.SnapshotEvery, MaxBody: c.MaxBody, RateLimit: c.RateLimit, RateBurst: int(2 * c.RateLimit),
-		Version: version, Revision: buildRevision(), MetricsSeparate: c.MetricsBind != "",
+		Version: version, Revision: buildRevision(), MetricsSeparate: c.MetricsBind != "", PublicURL: c.PublicURL,
 	}
 	if c.RateLimit <= 0 {
 		cfg.RateLimit = -1
