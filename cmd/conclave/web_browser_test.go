@@ -494,7 +494,7 @@ func TestWebBrowser(t *testing.T) {
 
 	// A post from the page reaches conclave tail; so does a whisper.
 	tail := start(t, w.laptop, false, "tail", "--channel", "ops", "--as", "t1")
-	tail.expect(`^tailing #ops as alice/laptop/t1`)
+	tail.expectStderr(`^tailing #ops as alice/laptop/t1`)
 	phone.run("post from the page",
 		chromedp.Focus(chromedp.ID("input")),
 		chromedp.SendKeys(chromedp.ID("input"), "hello from the page"),
