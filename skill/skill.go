@@ -24,10 +24,25 @@ const Name = "conclave"
 // FileName is the file Claude Code reads in a skill's directory.
 const FileName = "SKILL.md"
 
-// Document returns the whole SKILL.md for the command tree app: the curated
-// body, then the command reference generated from app (see [Reference]).
+// ReferenceFileName is the generated command reference beside SKILL.md,
+// which SKILL.md links to: Claude Code reads it only when the task needs
+// it, so the skill's body stays short.
+const ReferenceFileName = "reference.md"
+
+// Document returns SKILL.md for the command tree app: the curated body,
+// then a short "## Command reference" section pointing to
+// [ReferenceFileName].
 func Document(app *kong.Application) string {
-	return strings.TrimRight(body, "\n") + "\n\n" + Reference(app)
+	return strings.TrimRight(body, "\n") + "\n\n## Command reference\n\n" +
+		fmt.Sprintf("Every command's usage, arguments and flags (its `--help`, generated from the `%s` binary "+
+			"that installed this skill) are in [%s](%s), one section per command. Read the section of a command "+
+			"before using a flag this guide does not show; `%s <command> --help` prints the same.\n",
+			app.Name, ReferenceFileName, ReferenceFileName, app.Name)
+}
+
+// ReferenceDocument returns reference.md: a title, then [Reference].
+func ReferenceDocument(app *kong.Application) string {
+	return "# `" + app.Name + "` command reference\n\n" + Reference(app)
 }
 
 // Reference returns the generated "## Command reference" section: a note
@@ -182,11 +197,12 @@ func DefaultDir() (string, error) {
 	return filepath.Join(home, ".claude", "skills"), nil
 }
 
-// Install writes doc to dir/conclave/SKILL.md, creating the directories
-// and replacing any earlier version, and returns the file's path. The file
-// is written to a temporary name and renamed into place, so it is never
-// seen half-written.
-func Install(dir, doc string) (path string, err error) {
+// Install writes doc to dir/conclave/SKILL.md and reference to
+// dir/conclave/reference.md, creating the directories and replacing any
+// earlier version, and returns SKILL.md's path. Each file is written to a
+// temporary name and renamed into place, so it is never seen half-written;
+// the reference goes first, so SKILL.md never links to a missing file.
+func Install(dir, doc, reference string) (path string, err error) {
 	if dir == "" {
 		return "", errors.New("skill: no skills directory given")
 	}
@@ -194,8 +210,16 @@ func Install(dir, doc string) (path string, err error) {
 	if err := os.MkdirAll(skillDir, 0o755); err != nil {
 		return "", fmt.Errorf("skill: create %s: %w", skillDir, err)
 	}
-	path = filepath.Join(skillDir, FileName)
-	tmp, err := os.CreateTemp(skillDir, "."+FileName+".*.tmp")
+	if _, err := writeFile(skillDir, ReferenceFileName, reference); err != nil {
+		return "", err
+	}
+	return writeFile(skillDir, FileName, doc)
+}
+
+// writeFile replaces skillDir/name with content through a temporary file.
+func writeFile(skillDir, name, content string) (path string, err error) {
+	path = filepath.Join(skillDir, name)
+	tmp, err := os.CreateTemp(skillDir, "."+name+".*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("skill: write %s: %w", path, err)
 	}
@@ -205,7 +229,7 @@ func Install(dir, doc string) (path string, err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = tmp.WriteString(doc); err != nil {
+	if _, err = tmp.WriteString(content); err != nil {
 		return "", fmt.Errorf("skill: write %s: %w", path, err)
 	}
 	if err = tmp.Chmod(0o644); err != nil {

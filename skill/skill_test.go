@@ -243,7 +243,7 @@ func TestDocumentIgnoresTerminalWidth(t *testing.T) {
 func TestInstall(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "skills") // does not exist yet
 	for _, doc := range []string{"first version\n", "second version\n"} {
-		path, err := Install(dir, doc)
+		path, err := Install(dir, doc, "ref: "+doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,25 +257,28 @@ func TestInstall(t *testing.T) {
 		if string(got) != doc {
 			t.Errorf("file holds %q, want %q", got, doc)
 		}
+		if ref, err := os.ReadFile(filepath.Join(dir, "conclave", "reference.md")); err != nil || string(ref) != "ref: "+doc {
+			t.Errorf("reference.md holds %q (%v), want %q", ref, err, "ref: "+doc)
+		}
 	}
 	entries, err := os.ReadDir(filepath.Join(dir, "conclave"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 {
-		t.Errorf("skill dir holds %d entries, want only SKILL.md (no temp files)", len(entries))
+	if len(entries) != 2 {
+		t.Errorf("skill dir holds %d entries, want only SKILL.md and reference.md (no temp files)", len(entries))
 	}
 }
 
 func TestInstallErrors(t *testing.T) {
-	if _, err := Install("", "x"); err == nil {
+	if _, err := Install("", "x", "y"); err == nil {
 		t.Error("Install with no dir succeeded")
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Install(file, "x"); err == nil || !strings.Contains(err.Error(), "skill: create") {
+	if _, err := Install(file, "x", "y"); err == nil || !strings.Contains(err.Error(), "skill: create") {
 		t.Errorf("Install under a file: err %v, want a create error", err)
 	}
 }

@@ -11,8 +11,18 @@ import (
 // SkillCmd prints or installs the packaged Claude Code skill. Both verbs
 // render the same document from this binary's command tree.
 type SkillCmd struct {
-	Show    SkillShowCmd    `cmd:"" default:"1" help:"Print the skill (SKILL.md) to stdout; what 'conclave skill' does."`
-	Install SkillInstallCmd `cmd:"" help:"Write the skill to DIR/conclave/SKILL.md, where Claude Code finds it as /conclave."`
+	Show      SkillShowCmd      `cmd:"" default:"1" help:"Print the skill (SKILL.md) to stdout; what 'conclave skill' does."`
+	Reference SkillReferenceCmd `cmd:"" help:"Print the skill's command reference (reference.md, generated from this binary) to stdout."`
+	Install   SkillInstallCmd   `cmd:"" help:"Write the skill to DIR/conclave/ (SKILL.md and reference.md), where Claude Code finds it as /conclave."`
+}
+
+// SkillReferenceCmd prints the generated command reference.
+type SkillReferenceCmd struct{}
+
+// Run writes reference.md to stdout.
+func (c *SkillReferenceCmd) Run(g *Globals, kctx *kong.Context) error {
+	_, err := io.WriteString(g.Stdout, skill.ReferenceDocument(kctx.Model))
+	return err
 }
 
 // SkillShowCmd prints the skill.
@@ -40,7 +50,7 @@ func (c *SkillInstallCmd) Run(g *Globals, kctx *kong.Context) error {
 			return err
 		}
 	}
-	path, err := skill.Install(dir, skill.Document(kctx.Model))
+	path, err := skill.Install(dir, skill.Document(kctx.Model), skill.ReferenceDocument(kctx.Model))
 	if err != nil {
 		return err
 	}

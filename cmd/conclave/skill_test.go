@@ -64,6 +64,17 @@ func TestSkillShow(t *testing.T) {
 	if got := ok(t, nil, "--json", "skill"); got != doc {
 		t.Error("--json changes the skill document")
 	}
+	// The Agent Skills guidance: a body under 500 lines that points to
+	// its references.
+	if n := strings.Count(doc, "\n"); n >= 500 {
+		t.Errorf("SKILL.md has %d lines, want under 500", n)
+	}
+	if !strings.Contains(doc, "[reference.md](reference.md)") {
+		t.Error("SKILL.md does not link reference.md")
+	}
+	if strings.Contains(doc, "\n### `conclave") {
+		t.Error("SKILL.md still carries the generated reference")
+	}
 }
 
 // TestSkillReferenceCoversEveryCommand walks the kong model and checks
@@ -71,7 +82,10 @@ func TestSkillShow(t *testing.T) {
 // heading in the reference, in the model's order, and that its section
 // names every flag and argument the command has.
 func TestSkillReferenceCoversEveryCommand(t *testing.T) {
-	doc := ok(t, nil, "skill")
+	doc := ok(t, nil, "skill", "reference")
+	if !strings.HasPrefix(doc, "# `conclave` command reference\n") {
+		t.Errorf("reference.md starts with %q", doc[:min(len(doc), 60)])
+	}
 	_, ref, found := strings.Cut(doc, "\n## Command reference\n")
 	if !found {
 		t.Fatal("no command reference")
@@ -136,6 +150,10 @@ func TestSkillInstall(t *testing.T) {
 		}
 		if string(b) != doc {
 			t.Error("the installed SKILL.md differs from `conclave skill`")
+		}
+		ref, err := os.ReadFile(filepath.Join(dir, "conclave", "reference.md"))
+		if err != nil || string(ref) != ok(t, nil, "skill", "reference") {
+			t.Errorf("the installed reference.md differs from `conclave skill reference` (%v)", err)
 		}
 	}
 	if got := ok(t, nil, "--json", "skill", "install", "--dir", dir); got != `{"path":"`+path+`"}`+"\n" {
