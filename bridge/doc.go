@@ -38,6 +38,24 @@
 // pushed, and the bridge logs one warning on stderr at its first modern
 // request other than server/discover.
 //
+// # Delivery: push or hooks
+//
+// [Options.Delivery] is chosen per project (`conclave agent setup` writes
+// `--delivery hooks`): the bridge cannot see whether Claude Code shows its
+// pushes. With DeliveryPush it declares the claude/channel capability and
+// sends notifications/claude/channel. With DeliveryHooks it declares no
+// channel capability and keeps what it would push in an inbox (inbox.go):
+// per session, bounded in bytes (the oldest unread entries make room and
+// are counted in the next delivery), deduplicated by (server, scope, seq).
+// Each entry is rendered on arrival exactly as Claude Code renders a push
+// (element.go): attribute values entity-escaped, "</channel" in the
+// content neutralized. The tools read_inbox, peek_inbox and wait_inbox
+// read it; inbox_hook is what an mcp_tool hook calls, and answers only
+// with hook JSON, marking entries read as it hands them out. Mute drops a
+// message before either path; levels frame both alike. The inbox's
+// add/peek/take/takeIf/wait are the API a local hook endpoint for other
+// runtimes can reuse.
+//
 // # Ordering and delivery
 //
 // Every notification goes through one outbox: an unbounded FIFO drained
