@@ -31,8 +31,9 @@ const (
 )
 
 // hookEvents are the events setup hooks, in the order written; Stop only
-// with Options.Stop.
-var hookEvents = []string{"SessionStart", "UserPromptSubmit", "PostToolUse"}
+// with Options.Stop. Not SessionStart: Claude Code runs no mcp_tool hook
+// at startup or resume (no MCP client yet) and shows the failure.
+var hookEvents = []string{"UserPromptSubmit", "PostToolUse"}
 
 // Options says what to set up.
 type Options struct {

@@ -132,7 +132,10 @@ func TestClaudeCodeRoundTrip(t *testing.T) {
 	if len(post) != 2 || post[0].(map[string]any)["matcher"] != "Write" {
 		t.Errorf("PostToolUse = %v: the user's hook must stay first", post)
 	}
-	for _, ev := range []string{"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"} {
+	if hooks["SessionStart"] != nil {
+		t.Error("a SessionStart mcp_tool hook fails visibly at Claude Code's startup; setup must not write one")
+	}
+	for _, ev := range []string{"UserPromptSubmit", "PostToolUse", "Stop"} {
 		groups := hooks[ev].([]any)
 		h := groups[len(groups)-1].(map[string]any)["hooks"].([]any)[0].(map[string]any)
 		if h["type"] != "mcp_tool" || h["server"] != "conclave" || h["tool"] != "inbox_hook" || h["input"].(map[string]any)["event"] != ev {

@@ -135,6 +135,9 @@ func claudeCodeHooks(t *testing.T, version string) {
 	if !strings.Contains(r.Debug(), "provided additionalContext") {
 		t.Error("Claude Code's debug log never says the hook provided additionalContext")
 	}
+	if strings.Contains(r.Screen(), "hook failed") || strings.Contains(r.Screen(), "hook error") {
+		t.Errorf("Claude Code shows a failed hook:\n%s", r.Screen())
+	}
 
 	// What the model saw, wherever Claude Code put the hook's context.
 	seen := r.file("fake-api.jsonl")
