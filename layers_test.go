@@ -23,6 +23,7 @@ var layers = []struct {
 }{
 	{"protocol", "wire frames, validation, names, error codes; no I/O", nil, nil},
 	{"atomicfile", "crash-safe file writes and directory fsyncs", nil, nil},
+	{"timespec", "the two grammars of time: durations and points in time", nil, nil},
 	{"agent", "coding-agent client settings that agent setup writes and removes", []string{"atomicfile"}, nil},
 	{"web", "the browser client's embedded files, served with their security headers", nil, nil},
 	{"skill", "the packaged Claude Code skill, fed the kong model by cmd", nil,
@@ -41,7 +42,7 @@ var layers = []struct {
 	{"control", "the authenticated client: one-shot and persistent",
 		[]string{"protocol", "identity"}, []string{"github.com/coder/websocket"}},
 	{"bridge", "MCP stdio server, links to servers, local permission policy",
-		[]string{"protocol", "identity", "control"}, []string{"github.com/mark3labs/mcp-go/"}},
+		[]string{"protocol", "identity", "control", "timespec"}, []string{"github.com/mark3labs/mcp-go/"}},
 	{"audit", "read-only replay of a data dir",
 		[]string{"protocol", "eventlog", "projections", "datadir"}, nil},
 	{"backup", "consistent copy of a data dir and its verified restore",
@@ -50,7 +51,7 @@ var layers = []struct {
 	{"bench", "load generator, in-process server, bare-WebSocket baseline",
 		[]string{"server", "control", "protocol", "identity"}, []string{"github.com/coder/websocket"}},
 	{"cmd/conclave", "the CLI: wiring only",
-		[]string{"protocol", "atomicfile", "agent", "skill", "eventlog", "identity", "projections", "datadir", "server",
+		[]string{"protocol", "atomicfile", "timespec", "agent", "skill", "eventlog", "identity", "projections", "datadir", "server",
 			"control", "bridge", "audit", "backup", "bench"},
 		[]string{"github.com/alecthomas/kong"}},
 }

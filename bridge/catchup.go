@@ -3,10 +3,11 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/conclave/conclave/timespec"
 
 	"github.com/conclave/conclave/protocol"
 )
@@ -21,29 +22,17 @@ const (
 	// countPagesMax bounds the history pages read only to count what
 	// remains.
 	countPagesMax = 20
-	// maxSince is the longest since a catch_up accepts (the history
-	// retention of a default server).
-	maxSince = 7 * 24 * time.Hour
 )
 
-// parseSinceDuration parses catch_up's since: 45m, 2h, 1h30m, 7d, or
-// bare seconds.
-func parseSinceDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	bad := fmt.Errorf("invalid `since`: invalid duration %s (want e.g. 45m, 2h, 1d)", code(s))
-	var d time.Duration
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseUint(strings.TrimSpace(n), 10, 16)
-		if err != nil {
-			return 0, bad
-		}
-		d = time.Duration(days) * 24 * time.Hour
-	} else if secs, err := strconv.ParseUint(s, 10, 32); err == nil {
-		d = time.Duration(secs) * time.Second
-	} else if d, err = time.ParseDuration(s); err != nil || d < 0 {
-		return 0, bad
+// sinceMs parses catch_up's since, a point in time (timespec: 2h, 1d12h,
+// 2026-11-24, RFC 3339), into unix milliseconds. No window is capped here:
+// the server serves what its retention keeps.
+func sinceMs(s string, now time.Time) (int64, error) {
+	t, err := timespec.ParseTime(s, now)
+	if err != nil {
+		return 0, fmt.Errorf("invalid `since`: %w", err)
 	}
-	return min(d, maxSince), nil
+	return t.UnixMilli(), nil
 }
 
 // catchUp reads a page of a channel's history: from since ago, else after
@@ -62,11 +51,10 @@ func (b *Bridge) catchUp(ctx context.Context, a args) (string, error) {
 	req := &protocol.Frame{Type: protocol.TReadSince, Channel: ch}
 	continuing := false
 	if since != "" {
-		d, err := parseSinceDuration(since)
+		ms, err := sinceMs(since, b.now())
 		if err != nil {
 			return "", err
 		}
-		ms := b.now().Add(-d).UnixMilli()
 		req.SinceMs = &ms
 	}
 	l, err := b.target(a)

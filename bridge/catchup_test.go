@@ -8,33 +8,37 @@ import (
 	"github.com/conclave/conclave/protocol"
 )
 
-func TestParseSinceDuration(t *testing.T) {
+// TestSinceMs: catch_up's since is a point in time in the shared grammar,
+// and a window longer than a default server's retention is not cut to 7
+// days (the server serves what it keeps).
+func TestSinceMs(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		in   string
-		want time.Duration
+		want time.Time
 		bad  bool
 	}{
-		{in: "45m", want: 45 * time.Minute},
-		{in: "2h", want: 2 * time.Hour},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "1d", want: 24 * time.Hour},
-		{in: " 2 d", want: 48 * time.Hour},
-		{in: "90", want: 90 * time.Second},
-		{in: "30d", want: maxSince},
+		{in: "45m", want: now.Add(-45 * time.Minute)},
+		{in: "1h30m", want: now.Add(-90 * time.Minute)},
+		{in: " 2 d", want: now.Add(-48 * time.Hour)},
+		{in: "1d12h", want: now.Add(-36 * time.Hour)},
+		{in: "30d", want: now.Add(-30 * 24 * time.Hour)},
+		{in: "2026-11-01", want: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+		{in: "90", bad: true},
 		{in: "-1h", bad: true},
 		{in: "soon", bad: true},
 		{in: "", bad: true},
 	}
 	for _, tt := range tests {
-		got, err := parseSinceDuration(tt.in)
+		got, err := sinceMs(tt.in, now)
 		if tt.bad {
 			if err == nil || !strings.Contains(err.Error(), "invalid `since`") {
-				t.Errorf("parseSinceDuration(%q) = %v, %v; want an error", tt.in, got, err)
+				t.Errorf("sinceMs(%q) = %v, %v; want an error", tt.in, got, err)
 			}
 			continue
 		}
-		if err != nil || got != tt.want {
-			t.Errorf("parseSinceDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		if err != nil || got != tt.want.UnixMilli() {
+			t.Errorf("sinceMs(%q) = %v, %v; want %v", tt.in, time.UnixMilli(got).UTC(), err, tt.want)
 		}
 	}
 }

@@ -102,12 +102,12 @@ func baseTools() []mcp.Tool {
 			mcp.WithDescription("List the live sessions on a server, or in one channel."),
 			serverArg(), mcp.WithString("channel", mcp.Description("A channel; omit for everyone on the server.")), readOnly()),
 		mcp.NewTool("catch_up",
-			mcp.WithDescription("Read a joined channel's history (kept up to 7 days), oldest first, in pages of at most 40 000 characters. "+
+			mcp.WithDescription("Read a joined channel's history (as long as the server keeps it, 7 days by default), oldest first, in pages of at most 40 000 characters. "+
 				"Without since it continues where this session left off (after its last catch_up page, or the last message delivered "+
-				"before an outage), or reads the whole retained window if there is no such point. since (e.g. 45m, 2h, 1d) starts a "+
-				"new window that far back. The result says how many messages remain; call again to continue."),
+				"before an outage), or reads the whole retained window if there is no such point. since (e.g. 45m, 2h, 1d12h, or a date) starts a "+
+				"new window there. The result says how many messages remain; call again to continue."),
 			serverArg(), channelArg("The channel name."),
-			mcp.WithString("since", mcp.Description("How far back to start, as a duration: 45m, 2h, 1d (at most 7d).")), readOnly()),
+			mcp.WithString("since", mcp.Description("Where to start: a duration before now (45m, 2h, 1d12h, 2w), a date (2026-11-24) or an RFC 3339 time.")), readOnly()),
 		mcp.NewTool("submit_permission",
 			mcp.WithDescription("Answer a permission request relayed by conclave (kind permission_request) with allow or deny."),
 			mcp.WithString("request_id", mcp.Required(), mcp.Description("The request_id of the permission request.")),

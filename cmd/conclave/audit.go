@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/conclave/conclave/timespec"
+
 	"github.com/conclave/conclave/audit"
 	"github.com/conclave/conclave/identity"
 	"github.com/conclave/conclave/projections"
@@ -62,7 +64,7 @@ func (c *AuditEventsCmd) Run(ctx context.Context, a *AuditCmd, g *Globals) error
 		if s == "" {
 			return time.Time{}, nil
 		}
-		t, err := audit.ParseTime(s, now)
+		t, err := timespec.ParseTime(s, now)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("--%s: %w", flag, err)
 		}

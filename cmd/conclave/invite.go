@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
+	"time"
+
+	"github.com/conclave/conclave/timespec"
 
 	"github.com/conclave/conclave/protocol"
 )
@@ -26,7 +28,7 @@ type InviteCreateCmd struct {
 	serverFlag
 	channelFlag
 	Uses      *int64 `name:"uses" placeholder:"N" help:"How many joins the token admits (default: unlimited)."`
-	ExpiresIn string `name:"expires-in" placeholder:"DURATION" help:"Lifetime: 30s, 10m, 24h, 7d, 1h30m or bare seconds; at most 10 years (default: never expires)."`
+	ExpiresIn string `name:"expires-in" placeholder:"DURATION" help:"Lifetime, a duration: 30s, 10m, 24h, 7d, 1d12h, 2w; at most 10 years (default: never expires)."`
 }
 
 // Run prints `invite token: <token>`, then `uses: <n|unlimited>` and
@@ -142,52 +144,17 @@ func expiresText(at *string) string {
 	return *at
 }
 
-// parseLifetime parses an invite lifetime into whole seconds: bare seconds
-// ("90") or one or more <number><unit> parts with units s, m, h and d
-// ("30s", "10m", "24h", "7d", "1h30m"). It refuses less than a second and
-// more than 10 years, and never overflows.
+// parseLifetime parses an invite lifetime, a duration (timespec), into
+// whole seconds: at least one second and at most 10 years.
 func parseLifetime(s string) (int64, error) {
-	errSyntax := errors.New("want a duration such as 30s, 10m, 24h, 7d or 1h30m")
-	errLong := errors.New("an invite can live at most 10 years (3650d)")
-	s = strings.TrimSpace(s)
-	if s != "" && strings.Trim(s, "0123456789") == "" {
-		s += "s" // bare seconds
-	}
-	if s == "" {
-		return 0, errSyntax
-	}
-	units := map[byte]uint64{'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
-	var total uint64
-	for rest := s; rest != ""; {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 0 {
-			return 0, errSyntax
-		}
-		n, err := strconv.ParseUint(rest[:i], 10, 64)
-		if err != nil { // all digits, so only out of range
-			return 0, errLong
-		}
-		rest = strings.TrimLeft(rest[i:], " ")
-		if rest == "" {
-			return 0, errSyntax // a number without a unit after another part: "1h30"
-		}
-		unit, ok := units[rest[0]]
-		if !ok {
-			return 0, errSyntax
-		}
-		rest = strings.TrimLeft(rest[1:], " ")
-		if n > maxInviteLifetime/unit {
-			return 0, errLong
-		}
-		if total += n * unit; total > maxInviteLifetime {
-			return 0, errLong
-		}
-	}
-	if total < 1 {
+	d, err := timespec.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, err
+	case d < time.Second:
 		return 0, errors.New("an invite must live at least 1s")
+	case d > maxInviteLifetime*time.Second:
+		return 0, errors.New("an invite can live at most 10 years (3650d)")
 	}
-	return int64(total), nil
+	return int64(d / time.Second), nil
 }

@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/conclave/conclave/timespec"
 
 	"github.com/conclave/conclave/identity"
 	"github.com/conclave/conclave/server"
@@ -145,19 +146,15 @@ func orDisabled(n int) int {
 	return n
 }
 
-// parseRetention reads a duration such as 7d, 36h or 90m.
+// parseRetention reads --history-retention, a duration (timespec) of at
+// least a minute.
 func parseRetention(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days <= 0 || days > 3650 {
-			return 0, fmt.Errorf("invalid --history-retention %q: want a duration such as 7d, 36h or 90m", s)
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
+	d, err := timespec.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid --history-retention: %w", err)
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < time.Minute {
-		return 0, fmt.Errorf("invalid --history-retention %q: want a duration of at least a minute, such as 7d, 36h or 90m", s)
+	if d < time.Minute {
+		return 0, fmt.Errorf("invalid --history-retention %q: keep history at least a minute", s)
 	}
 	return d, nil
 }

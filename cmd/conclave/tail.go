@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/conclave/conclave/timespec"
+
 	"github.com/conclave/conclave/control"
 	"github.com/conclave/conclave/protocol"
 )
@@ -20,7 +22,7 @@ type TailCmd struct {
 	serverFlag
 	Channel string `name:"channel" required:"" placeholder:"CHANNEL" help:"The channel to stream."`
 	As      string `name:"as" placeholder:"HANDLE" help:"This session's handle (default cli-<pid>); others whisper to user/machine/HANDLE."`
-	Since   string `name:"since" placeholder:"TIME" help:"First print the channel's history from TIME: RFC 3339, a date, or a duration before now (36h, 7d)."`
+	Since   string `name:"since" placeholder:"TIME" help:"First print the channel's history from TIME: RFC 3339, a date, or a duration before now (36h, 1d12h, 2w)."`
 }
 
 // tailLine is one line of --json output.
@@ -68,7 +70,7 @@ const resumeSlack = time.Second
 func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 	t := &tailer{g: g, channel: c.Channel}
 	if c.Since != "" {
-		since, err := parseSince(c.Since, time.Now())
+		since, err := timespec.ParseTime(c.Since, time.Now())
 		if err != nil {
 			return err
 		}
