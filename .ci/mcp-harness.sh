@@ -6,7 +6,8 @@
 # bridge/testdata/harness-basic.json against `conclave bridge` as alice:
 # initialize and capabilities, the tool lists, a silent join, an inbound
 # message and a whisper rendered as Claude Code would show them, emitting
-# refused below converse, set_perm -> list_changed, the permission relay.
+# refused below converse, set_perm -> list_changed, the permission relay
+# (shown to the model not at all, approved from alice's approver machine).
 # Then checks the rendered <channel> text. Exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -47,6 +48,11 @@ ALICE_DIR="$tmp/alice"
 "$CONCLAVE" --config-dir "$ALICE_DIR" register alice --server "$URL" --machine wa >/dev/null
 "$CONCLAVE" --config-dir "$BOB_DIR" register bob --server "$URL" --machine wb >/dev/null
 "$CONCLAVE" --config-dir "$BOB_DIR" channel create ops --server "$URL" >/dev/null
+# alice's phone, her approver machine: permission requests go there.
+export PHONE_DIR="$tmp/phone"
+"$CONCLAVE" --config-dir "$ALICE_DIR" machine add phone --pubkey "$("$CONCLAVE" --config-dir "$PHONE_DIR" key)" >/dev/null
+"$CONCLAVE" --config-dir "$PHONE_DIR" register --existing --server "$URL" >/dev/null
+"$CONCLAVE" --config-dir "$ALICE_DIR" machine approver add phone >/dev/null
 
 set +e
 node "$tmp/harness/harness.mjs" --like-claude-code --server-name conclave --quiet-stderr \

@@ -88,6 +88,7 @@ type Bridge struct {
 	byURL      map[string]*link
 	tools      []mcp.Tool // the catalogue, in the order tools/list shows it
 	inbox      *inbox     // DeliveryHooks only; nil when pushing
+	perms      *approvals // permission requests Claude Code waits on
 	stops      stopGuard
 
 	// claimsMu guards claims.
@@ -137,6 +138,7 @@ func New(opts *Options) (*Bridge, error) {
 		budget:     newBudget(o.Config.EmitBudget, o.Now),
 		byURL:      make(map[string]*link),
 		claims:     make(map[string]string),
+		perms:      newApprovals(),
 	}
 	if o.Delivery == DeliveryHooks {
 		b.inbox = newInbox(o.InboxBytes)
@@ -226,7 +228,7 @@ func New(opts *Options) (*Bridge, error) {
 		b.out.setReady()
 	})
 	b.mcp.AddNotificationHandler(methodPermissionRequest, func(_ context.Context, n mcp.JSONRPCNotification) {
-		b.relayPermissionRequest(n.Params.AdditionalFields) // only queues: never blocks the read loop
+		b.onPermissionRequest(n.Params.AdditionalFields) // only queues: never blocks the read loop
 	})
 	return b, nil
 }

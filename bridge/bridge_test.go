@@ -154,12 +154,12 @@ func toolNames(tools []mcp.Tool) []string {
 
 func TestToolFilter(t *testing.T) {
 	b := newTestBridge(t, oneServer("ws://a"), nil)
-	base := "join_channel,leave_channel,list_channels,who,catch_up,submit_permission,set_perm"
+	base := "join_channel,leave_channel,list_channels,who,catch_up,set_perm"
 	if got := strings.Join(toolNames(b.filterTools(context.Background(), b.tools)), ","); got != base {
 		t.Errorf("offered %s, want %s", got, base)
 	}
 	// A call sees its one tool whatever is offered.
-	send := b.tools[7]
+	send := b.tools[6]
 	if got := b.filterTools(context.Background(), []mcp.Tool{send}); len(got) != 1 || got[0].Name != "send_channel" {
 		t.Errorf("call-time filter = %v", toolNames(got))
 	}
@@ -192,14 +192,14 @@ func TestToolFilter(t *testing.T) {
 	l.admin = true
 	l.mu.Unlock()
 	b.refreshTools()
-	if got := b.filterTools(context.Background(), b.tools); len(got) != 23 {
-		t.Errorf("with admin: %d tools, want 23", len(got))
+	if got := b.filterTools(context.Background(), b.tools); len(got) != 22 {
+		t.Errorf("with admin: %d tools, want 22", len(got))
 	}
 	// The whisper scope alone offers the emit tools too.
 	b2 := newTestBridge(t, oneServer("ws://a"), nil)
 	b2.policy.set("ws://a", "", true, identity.Act)
 	b2.refreshTools()
-	if got := toolNames(b2.filterTools(context.Background(), b2.tools)); len(got) != 9 {
+	if got := toolNames(b2.filterTools(context.Background(), b2.tools)); len(got) != 8 {
 		t.Errorf("whisper scope at act: offered %v", got)
 	}
 }
@@ -455,29 +455,47 @@ func TestFailedSendsAreRefunded(t *testing.T) {
 	}
 }
 
-func TestPermissionRelay(t *testing.T) {
+func TestPermissionRequestsNeverReachTheModel(t *testing.T) {
 	b := newTestBridge(t, oneServer("ws://a"), nil)
-	b.relayPermissionRequest(map[string]any{"request_id": "abcde", "tool_name": "Bash", "description": "run <ls>", "input_preview": `{"command":"ls"}`})
+	b.onPermissionRequest(map[string]any{"request_id": "abcde", "tool_name": "Bash", "description": "run <ls>", "input_preview": `{"command":"ls"}`})
+	b.onPermissionRequest(map[string]any{"request_id": "bad id!", "tool_name": "Bash"}) // refused: logged only
+	b.onPermissionRequest(map[string]any{"tool_name": "Bash"})                          // no id: logged only
+	if n := queued(b); len(n) != 0 {
+		t.Fatalf("the session was told %+v", n)
+	}
+	if live := b.perms.live(b.now()); len(live) != 1 || live[0].id != "abcde" || live[0].tool != "Bash" {
+		t.Fatalf("pending = %+v", live)
+	}
+	for _, tl := range b.tools {
+		if strings.Contains(tl.Name, "permission") {
+			t.Errorf("tool %s", tl.Name)
+		}
+	}
+	// A verdict from the server goes to Claude Code once, with the id as
+	// Claude Code sent it; a second one (or one for an unknown id) is
+	// dropped.
+	l := b.links[0]
+	b.onVerdict(l, &protocol.Frame{Type: protocol.TPermissionVerdict, RequestID: "ABCDE", Behavior: "deny", From: "alice/phone/cli-1"})
 	n := queued(b)
-	if len(n) != 1 {
-		t.Fatalf("%d notifications", len(n))
+	if len(n) != 1 || n[0].method != methodPermission || n[0].params["request_id"] != "abcde" || n[0].params["behavior"] != "deny" {
+		t.Fatalf("verdict %+v", n)
 	}
-	c, meta, _ := decode(t, n[0].params)
-	if meta["kind"] != "permission_request" || meta["request_id"] != "abcde" || !strings.Contains(c, "submit_permission") || !strings.Contains(c, "run &lt;ls&gt;") {
-		t.Errorf("relay %q %v", c, meta)
+	b.onVerdict(l, &protocol.Frame{Type: protocol.TPermissionVerdict, RequestID: "abcde", Behavior: "allow"})
+	b.onVerdict(l, &protocol.Frame{Type: protocol.TPermissionVerdict, RequestID: "zzzzz", Behavior: "allow"})
+	if n := queued(b); len(n) != 0 {
+		t.Fatalf("late verdicts went out: %+v", n)
 	}
-	for _, tt := range []struct{ decision, want string }{{"allow", "allow"}, {"deny", "deny"}, {"maybe", "deny"}} {
-		text, err := b.submitPermission(context.Background(), args{"request_id": "abcde", "decision": tt.decision})
-		if err != nil || text != "permission verdict `"+tt.want+"` sent" {
-			t.Errorf("submit %s: %q, %v", tt.decision, text, err)
-		}
-		n := queued(b)
-		if len(n) != 1 || n[0].method != methodPermission || n[0].params["behavior"] != tt.want || n[0].params["request_id"] != "abcde" {
-			t.Errorf("verdict %+v", n)
-		}
+}
+
+func TestPendingPermissionsExpire(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	b := newTestBridge(t, oneServer("ws://a"), func(o *Options) { o.Now = func() time.Time { return now } })
+	b.onPermissionRequest(map[string]any{"request_id": "abcde", "tool_name": "Bash"})
+	if len(b.perms.live(now.Add(permissionTTL-time.Second))) != 1 {
+		t.Fatal("expired too early")
 	}
-	if _, err := b.submitPermission(context.Background(), args{}); err == nil || err.Error() != "`request_id` is required" {
-		t.Errorf("no request_id: %v", err)
+	if len(b.perms.live(now.Add(permissionTTL))) != 0 {
+		t.Fatal("kept past the TTL")
 	}
 }
 

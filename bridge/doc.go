@@ -21,8 +21,21 @@
 // XML-escaped. Claude Code renders it as
 // <channel source="conclave" server=… channel=… from=… kind=…>content</channel>.
 // Link notices (kind "link"), server errors nobody waits for (kind
-// "error"), unsubscribed/renamed notices and permission relays use the
-// same method. Joining is silent.
+// "error") and unsubscribed/renamed notices use the same method. Joining
+// is silent.
+//
+// # Permission requests
+//
+// Claude Code's notifications/claude/channel/permission_request is shown
+// to the model not at all, and no tool answers it. The bridge forwards it
+// as a permission_request frame to the server of every link (the
+// bridge's session declares hello.role "bridge"), where only a person's
+// session on one of the user's approver machines may answer. The verdict
+// comes back as a permission_verdict frame and goes to Claude Code as
+// notifications/claude/channel/permission {request_id, behavior}, once. A
+// request stays pending in the bridge for 5 minutes and is re-sent after
+// every reconnect; a server that refuses it (no approver machines) is
+// logged on stderr, and Claude Code's terminal prompt remains the answer.
 //
 // # Protocol era
 //

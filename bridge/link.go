@@ -64,15 +64,21 @@ type link struct {
 	joined    map[string]bool
 	autoJoin  []string // --join channels, in order; dropped after unsubscribed
 	marks     map[string]*watermark
+	permSent  map[string]bool // permission requests sent on the current connection, by lower-case id
+
+	permWake chan struct{}  // a permission request is waiting to be forwarded
+	sends    sync.WaitGroup // forwardPermissions runs; each ends soon after its connection closes
 }
 
 func newLink(b *Bridge, url, pin string) *link {
 	return &link{
 		b: b, url: url, pin: pin,
-		log:     b.log.With("server", url),
-		changed: make(chan struct{}),
-		joined:  make(map[string]bool),
-		marks:   make(map[string]*watermark),
+		log:      b.log.With("server", url),
+		changed:  make(chan struct{}),
+		joined:   make(map[string]bool),
+		marks:    make(map[string]*watermark),
+		permSent: make(map[string]bool),
+		permWake: make(chan struct{}, 1),
 	}
 }
 
@@ -111,6 +117,7 @@ func (l *link) run(ctx context.Context) {
 	var fl flapper
 	var rejoins sync.WaitGroup // each ends soon after its connection closes
 	defer rejoins.Wait()
+	defer l.sends.Wait()
 	for ctx.Err() == nil {
 		name, gen := l.b.handle.current()
 		l.mu.Lock()
@@ -220,6 +227,7 @@ func (l *link) up(conn *control.Conn, fl *flapper) []string {
 	l.everUp = true
 	l.lastErr = nil
 	l.admin = conn.Admin()
+	clear(l.permSent) // a new session: the server forgot the old one's requests
 	channels := l.rejoinListLocked()
 	l.setStateLocked(stateUp)
 	l.mu.Unlock()
@@ -231,6 +239,7 @@ func (l *link) up(conn *control.Conn, fl *flapper) []string {
 				"; your channels are being re-joined. Call catch_up on them to read what was posted while the link was down."))
 	}
 	l.b.refreshTools()
+	l.wakePermissions() // re-send what Claude Code still waits on
 	return channels
 }
 
@@ -296,6 +305,8 @@ func (l *link) pump(ctx context.Context, conn *control.Conn) {
 				return
 			}
 			l.event(f)
+		case <-l.permWake:
+			l.sends.Go(func() { l.forwardPermissions(conn) })
 		case <-ctx.Done():
 			return
 		}
@@ -338,6 +349,8 @@ func (l *link) event(f *protocol.Frame) {
 			key = entryKey{server: l.url, scope: "@" + f.From, seq: f.Seq}
 		}
 		l.b.deliver(m.notification(), entry{key: key, level: level, scope: "whispers on " + code(l.url)})
+	case protocol.TPermissionVerdict:
+		l.b.onVerdict(l, f)
 	case protocol.TUnsubscribed:
 		l.mu.Lock()
 		delete(l.joined, f.Channel)

@@ -19,13 +19,12 @@ const (
 
 // Values of the kind meta key.
 const (
-	kindChannel           = "channel"
-	kindWhisper           = "whisper"
-	kindLink              = "link"
-	kindError             = "error"
-	kindUnsubscribed      = "unsubscribed"
-	kindRenamed           = "renamed"
-	kindPermissionRequest = "permission_request"
+	kindChannel      = "channel"
+	kindWhisper      = "whisper"
+	kindLink         = "link"
+	kindError        = "error"
+	kindUnsubscribed = "unsubscribed"
+	kindRenamed      = "renamed"
 )
 
 // untrustedPreamble opens the content of every relayed message.
