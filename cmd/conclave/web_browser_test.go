@@ -182,7 +182,11 @@ type bulkSession struct {
 	n    int
 }
 
-func (w *webWorld) bulk(handle string) *bulkSession {
+func (w *webWorld) bulk(handle string) *bulkSession { return w.rawSession(handle, "") }
+
+// rawSession logs in with the laptop's key; role "bridge" makes it the
+// session an agent's bridge opens.
+func (w *webWorld) rawSession(handle, role string) *bulkSession {
 	t := w.t
 	t.Helper()
 	key, _, err := identity.LoadKey(filepath.Join(w.dataDirRoot(), "laptop"))
@@ -199,7 +203,7 @@ func (w *webWorld) bulk(handle string) *bulkSession {
 	conn.SetReadLimit(64 << 20)
 	t.Cleanup(func() { conn.CloseNow() })
 	p := &bulkSession{t: t, conn: conn}
-	p.send(&protocol.Frame{Type: protocol.THello, Version: 1, Session: handle})
+	p.send(&protocol.Frame{Type: protocol.THello, Version: 1, Session: handle, Role: role})
 	ch := p.read()
 	p.send(&protocol.Frame{Type: protocol.TAuth, Pubkey: key.Public().(ed25519.PublicKey), Signature: protocol.SignAuth(key, ch.ServerID, ch.Nonce, handle)})
 	if f := p.read(); f.Type != protocol.TEstablished {
@@ -214,6 +218,25 @@ func (p *bulkSession) send(f *protocol.Frame) {
 	defer cancel()
 	if err := p.conn.Write(ctx, websocket.MessageText, protocol.MustEncode(f)); err != nil {
 		p.t.Fatal(err)
+	}
+}
+
+// next returns the next frame of type typ, skipping others.
+func (p *bulkSession) next(typ string) *protocol.Frame {
+	p.t.Helper()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, b, err := p.conn.Read(ctx)
+		cancel()
+		if err != nil {
+			p.t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		fs, _ := protocol.DecodeMessage(b)
+		for _, f := range fs {
+			if f.Type == typ {
+				return f
+			}
+		}
 	}
 }
 
@@ -356,8 +379,8 @@ func (b *browser) wait(what, expr string) {
 	b.t.Helper()
 	deadline := time.Now().Add(25 * time.Second)
 	for {
-		var ok bool
-		b.eval(expr, &ok)
+		var ok bool // a page being replaced has no elements yet: false, not an error
+		b.eval("(() => { try { return !!("+expr+") } catch { return false } })()", &ok)
 		if ok {
 			return
 		}
@@ -470,7 +493,6 @@ func TestWebBrowser(t *testing.T) {
 	if list := ok(t, w.laptop, "machine", "list"); strings.Count(list, "\n") != 2 {
 		t.Fatalf("machine list after the second opening:\n%s", list)
 	}
-	other.close()
 
 	// The channel opens on the newest page; older ones load on demand,
 	// with nothing missing or repeated.
@@ -564,7 +586,46 @@ func TestWebBrowser(t *testing.T) {
 	}
 	phone.noErrors()
 
+	// Approvals: the phone is made an approver machine; a second browser,
+	// enrolled as "tablet", is not. A request from an agent's bridge shows
+	// in the phone's inbox only, and the phone's click reaches the bridge.
+	ok(t, w.laptop, "machine", "approver", "add", "phone")
+	other.run("enroll the tablet", chromedp.Navigate(w.link("tablet")))
+	other.wait("the tablet's session", `document.getElementById("status").dataset.state === "live"`)
+	agent := w.rawSession("agent1", protocol.RoleBridge)
+	agent.request(&protocol.Frame{Type: protocol.TPermissionRequest, RequestID: "abcde", ToolName: "Bash",
+		Description: "Run the shell command: rm -rf build", InputPreview: `{"command":"rm -rf build"}`})
+	phone.run("open approvals", chromedp.Click(chromedp.ID("approvals-tab")))
+	phone.wait("the request", `!!document.querySelector('#messages .approval[data-request-id="abcde"] button.allow')`)
+	if card := phone.text(`#messages .approval[data-request-id="abcde"]`); !strings.Contains(card, "Bash") ||
+		!strings.Contains(card, "rm -rf build") || !strings.Contains(card, `{"command":"rm -rf build"}`) || !strings.Contains(card, "alice/laptop/agent1") {
+		t.Fatalf("approval card shows %q", card)
+	}
+	other.run("open approvals on the tablet", chromedp.Click(chromedp.ID("approvals-tab")))
+	other.wait("the refusal", `!!document.getElementById("approvals-refused")`)
+	if why := other.text("#approvals-refused"); !strings.Contains(why, "not an approver machine") {
+		t.Fatalf("non-approver browser shows %q", why)
+	}
+	var cards int
+	other.eval(`document.querySelectorAll("#messages .approval").length`, &cards)
+	if cards != 0 {
+		t.Fatal("a non-approver browser shows the request")
+	}
+	phone.run("allow", chromedp.Click(chromedp.CSS(`#messages .approval[data-request-id="abcde"] button.allow`)))
+	v := agent.next(protocol.TPermissionVerdict)
+	if v.RequestID != "abcde" || v.Behavior != "allow" || !strings.HasPrefix(v.From, "alice/phone/web-") {
+		t.Fatalf("verdict at the bridge: %+v", v)
+	}
+	phone.wait("the inbox to empty", `!document.querySelector("#messages .approval")`)
+	other.noErrors()
+
 	if dir := os.Getenv("CONCLAVE_SCREENSHOTS"); dir != "" {
+		agent.request(&protocol.Frame{Type: protocol.TPermissionRequest, RequestID: "fghij", ToolName: "Edit",
+			Description: "Edit web/assets/app.js", InputPreview: `{"file_path":"web/assets/app.js","old_string":"PAGE = 100"}`})
+		phone.wait("the second request", `!!document.querySelector('#messages .approval[data-request-id="fghij"]')`)
+		shot(t, phone, dir, "web-approvals.png", 1280, 600, false)
+		phone.run("back to ops", chromedp.Click(chromedp.CSS(`[data-channel="ops"]`)))
+		phone.wait("ops", hasMessage("xss-set-end"))
 		screenshots(t, phone, dir)
 	}
 
@@ -580,26 +641,29 @@ func TestWebBrowser(t *testing.T) {
 // screenshots writes the main views into dir (docs/ for the README).
 func screenshots(t *testing.T, b *browser, dir string) {
 	t.Helper()
-	shot := func(name string, width, height int64, dark bool) {
-		theme := "light"
-		if dark {
-			theme = "dark"
-		}
-		b.run("prepare "+name,
-			chromedp.EmulateViewport(width, height),
-			chromedp.Evaluate[chromedp.Void](`(() => { document.documentElement.dataset.theme = "`+theme+`"; document.getElementById("notice").hidden = true; const m = document.getElementById("messages"); m.scrollTop = m.scrollHeight })()`))
-		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-		defer cancel()
-		buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	shot("web-desktop.png", 1280, 800, false)
-	shot("web-desktop-dark.png", 1280, 800, true)
-	shot("web-phone.png", 375, 740, false)
+	shot(t, b, dir, "web-desktop.png", 1280, 800, false)
+	shot(t, b, dir, "web-desktop-dark.png", 1280, 800, true)
+	shot(t, b, dir, "web-phone.png", 375, 740, false)
 	b.run("restore", chromedp.EmulateViewport(1280, 860), chromedp.Evaluate[chromedp.Void](`delete document.documentElement.dataset.theme`))
+}
+
+// shot writes one screenshot of the page at width×height.
+func shot(t *testing.T, b *browser, dir, name string, width, height int64, dark bool) {
+	t.Helper()
+	theme := "light"
+	if dark {
+		theme = "dark"
+	}
+	b.run("prepare "+name,
+		chromedp.EmulateViewport(width, height),
+		chromedp.Evaluate[chromedp.Void](`(() => { document.documentElement.dataset.theme = "`+theme+`"; document.getElementById("notice").hidden = true; const m = document.getElementById("messages"); m.scrollTop = m.scrollHeight })()`))
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,6 +6,9 @@ import { Conn, ProtocolError, forgetIdentity, loadIdentity, newIdentity, saveIde
 import { render } from "./md.js";
 
 const $ = (id) => document.getElementById(id);
+// Views other than channels; a channel name cannot hold a control character.
+const WHISPERS = "\u0000whispers";
+const APPROVALS = "\u0000approvals";
 const PAGE = 100; // messages per history page
 const PRESENCE_EVERY = 10_000; // ms; also the heartbeat (the server wants one every 60 s)
 
@@ -19,6 +22,9 @@ const state = {
   whispers: [],
   unreadWhispers: 0,
   whisperTarget: null,
+  approvals: new Map(), // from + " " + request_id -> pending permission request
+  approver: null, // true, false (approverWhy says why not), null before the first check
+  approverWhy: "",
   isChanAdmin: false,
   retry: 0,
   timer: null,
@@ -65,6 +71,11 @@ function fmtTime(ms) {
   const today = new Date();
   const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   return d.toDateString() === today.toDateString() ? time : d.toLocaleDateString() + " " + time;
+}
+
+// isChannel reports whether a view is a channel (not whispers or approvals).
+function isChannel(view) {
+  return !!view && view !== WHISPERS && view !== APPROVALS;
 }
 
 function chan(name) {
@@ -166,6 +177,7 @@ async function connect(token) {
   setStatus("live", "live");
   $("input").disabled = false;
   $("send").disabled = false;
+  await checkApprovals();
   await resume();
   clearInterval(state.timer);
   state.timer = setInterval(refreshPresence, PRESENCE_EVERY);
@@ -205,14 +217,15 @@ function onClose(err) {
 // that were open and fetches what was missed (after the last seq seen).
 async function resume() {
   await loadChannels();
-  const want = state.view && state.view !== "whispers" ? state.view : localStorage.getItem("channel");
+  const want = isChannel(state.view) ? state.view : localStorage.getItem("channel");
   for (const [name, c] of state.chans) {
     if (c.loaded && name !== want) {
       await join(name).catch(() => {});
     }
   }
   if (want && (state.channels.some((ch) => ch.name === want) || state.chans.has(want))) await openChannel(want);
-  else if (state.view === "whispers") showWhispers();
+  else if (state.view === WHISPERS) showWhispers();
+  else if (state.view === APPROVALS) showApprovals();
   else if (state.channels.length) await openChannel(state.channels[0].name);
   else showEmpty();
 }
@@ -239,11 +252,16 @@ function drawChannels() {
     if (state.view === ch.name) btn.setAttribute("aria-current", "true");
     ul.append(el("li", {}, btn));
   }
-  $("whispers-tab").toggleAttribute("aria-current", state.view === "whispers");
-  if (state.view === "whispers") $("whispers-tab").setAttribute("aria-current", "true");
+  for (const [tab, view] of [["whispers-tab", WHISPERS], ["approvals-tab", APPROVALS]]) {
+    if (state.view === view) $(tab).setAttribute("aria-current", "true");
+    else $(tab).removeAttribute("aria-current");
+  }
   const badge = $("whisper-badge");
   badge.hidden = !state.unreadWhispers;
   badge.textContent = String(state.unreadWhispers);
+  const ab = $("approval-badge");
+  ab.hidden = !state.approvals.size;
+  ab.textContent = String(state.approvals.size);
 }
 
 function showEmpty() {
@@ -407,11 +425,25 @@ function onFrame(f) {
       break;
     case "whisper":
       state.whispers.push(f);
-      if (state.view === "whispers") drawWhispers();
+      if (state.view === WHISPERS) drawWhispers();
       else {
         state.unreadWhispers++;
         drawChannels();
         notice(`Whisper from ${f.from}`);
+      }
+      break;
+    case "permission_request":
+      if (state.approver !== false) {
+        state.approvals.set(f.from + " " + f.request_id, f);
+        drawChannels();
+        if (state.view === APPROVALS) drawApprovals();
+        else notice(`${f.from} asks to run ${f.tool_name}: see approvals.`);
+      }
+      break;
+    case "permission_resolved":
+      if (state.approvals.delete(f.from + " " + f.request_id)) {
+        drawChannels();
+        if (state.view === APPROVALS) drawApprovals();
       }
       break;
     case "unsubscribed": {
@@ -440,7 +472,7 @@ function onFrame(f) {
 // ---------------------------------------------------------- whispers
 
 function showWhispers() {
-  state.view = "whispers";
+  state.view = WHISPERS;
   state.unreadWhispers = 0;
   $("view-title").textContent = "✉ Whispers";
   $("admin-box").hidden = true;
@@ -471,6 +503,73 @@ function cancelWhisper() {
   $("whisper-to").hidden = true;
 }
 
+// ---------------------------------------------------------- approvals
+
+// checkApprovals asks for the pending permission requests. Only a person's
+// session on one of the user's approver machines may: elsewhere the server
+// refuses, and the page shows why.
+async function checkApprovals() {
+  try {
+    const r = await state.conn.request({ type: "permission_list" });
+    state.approver = true;
+    state.approverWhy = "";
+    state.approvals.clear();
+    for (const p of r.permissions || []) state.approvals.set(p.from + " " + p.request_id, p);
+  } catch (err) {
+    state.approver = false;
+    state.approverWhy = err.message;
+    state.approvals.clear();
+  }
+  drawChannels();
+  if (state.view === APPROVALS) drawApprovals();
+}
+
+function showApprovals() {
+  state.view = APPROVALS;
+  $("view-title").textContent = "✔ Approvals";
+  $("admin-box").hidden = true;
+  drawChannels();
+  drawApprovals();
+  checkApprovals();
+}
+
+function drawApprovals() {
+  const box = $("messages");
+  const frag = document.createDocumentFragment();
+  if (state.approver === false) {
+    frag.append(el("p", { class: "meta", id: "approvals-refused", text: "This browser cannot answer permission requests: " + state.approverWhy }));
+  } else if (!state.approvals.size) {
+    frag.append(el("p", { class: "meta", text: "No permission requests are waiting. When one of your agents asks to run a tool, it shows here." }));
+  }
+  const list = [...state.approvals.values()].sort((a, b) => a.ts_ms - b.ts_ms);
+  for (const p of list) {
+    const decide = (behavior) => verdict(p, behavior);
+    const card = el("article", { class: "msg approval", "data-request-id": p.request_id, "data-from": p.from },
+      el("header", {}, el("strong", { class: "tool", text: p.tool_name }), el("span", { class: "from", text: p.from }),
+        el("time", { class: "ts", datetime: new Date(p.ts_ms).toISOString(), text: fmtTime(p.ts_ms) }), el("span", { class: "meta", text: "#" + p.request_id })));
+    if (p.description) card.append(el("p", { class: "desc", text: p.description }));
+    if (p.input_preview) card.append(el("pre", { class: "preview" }, el("code", { text: p.input_preview })));
+    card.append(el("div", { class: "actions" },
+      el("button", { type: "button", class: "allow", text: "Allow", "aria-label": `Allow ${p.tool_name} for ${p.from}`, onclick: () => decide("allow") }),
+      el("button", { type: "button", class: "danger deny", text: "Deny", "aria-label": `Deny ${p.tool_name} for ${p.from}`, onclick: () => decide("deny") })));
+    frag.append(card);
+  }
+  box.replaceChildren(frag);
+  $("view-meta").textContent = state.approver ? state.approvals.size + " waiting" : "";
+}
+
+async function verdict(p, behavior) {
+  try {
+    await state.conn.request({ type: "permission_verdict", request_id: p.request_id, behavior, target: p.from });
+    notice(`${behavior === "allow" ? "Allowed" : "Denied"} ${p.tool_name} for ${p.from}.`);
+  } catch (err) {
+    fail(err);
+  }
+  state.approvals.delete(p.from + " " + p.request_id);
+  drawChannels();
+  if (state.view === APPROVALS) drawApprovals();
+}
+
 // ---------------------------------------------------------- posting
 
 async function send() {
@@ -482,9 +581,9 @@ async function send() {
       const target = state.whisperTarget;
       const r = await state.conn.request({ type: "whisper", target, body: text });
       state.whispers.push({ from: state.me.path, target, body: text, ts_ms: r.ts_ms });
-      if (state.view === "whispers") drawWhispers();
+      if (state.view === WHISPERS) drawWhispers();
       else notice(`Whispered to ${target}.`);
-    } else if (state.view && state.view !== "whispers") {
+    } else if (isChannel(state.view)) {
       const name = state.view;
       const r = await state.conn.request({ type: "channel_msg", channel: name, body: text });
       const m = { seq: r.seq, from: state.me.path, ts_ms: r.ts_ms, body: text };
@@ -503,7 +602,7 @@ async function send() {
 
 async function refreshPresence() {
   if (!state.conn) return;
-  const name = state.view && state.view !== "whispers" ? state.view : null;
+  const name = isChannel(state.view) ? state.view : null;
   let r;
   try {
     r = await state.conn.request(name ? { type: "who", channel: name } : { type: "who" });
@@ -622,10 +721,11 @@ function wire() {
   });
   $("whisper-cancel").addEventListener("click", cancelWhisper);
   $("whispers-tab").addEventListener("click", showWhispers);
+  $("approvals-tab").addEventListener("click", showApprovals);
   $("theme").addEventListener("click", toggleTheme);
   $("messages").addEventListener("scroll", () => {
     const box = $("messages");
-    if (box.scrollTop < 40 && state.view && state.view !== "whispers") loadOlder(state.view).catch(fail);
+    if (box.scrollTop < 40 && isChannel(state.view)) loadOlder(state.view).catch(fail);
   });
   $("join-form").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -701,6 +801,12 @@ function wire() {
     }
   });
 }
+
+// A link opened in a tab that already shows the page changes only the
+// fragment: start over, so that the link is handled.
+window.addEventListener("hashchange", () => {
+  if (location.hash.startsWith("#enroll=")) location.reload();
+});
 
 wire();
 start().catch(fail);
