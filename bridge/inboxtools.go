@@ -148,10 +148,13 @@ func (b *Bridge) inboxHook(ctx context.Context, a args) (string, error) {
 	if bt.empty() {
 		return "{}", nil
 	}
-	return hookJSON(map[string]any{"hookSpecificOutput": map[string]any{
-		"hookEventName":     event,
-		"additionalContext": bt.text("arrived (delivered by a hook at this turn boundary)"),
-	}})
+	type specific struct {
+		HookEventName     string `json:"hookEventName"`
+		AdditionalContext string `json:"additionalContext"`
+	}
+	return hookJSON(struct {
+		HookSpecificOutput specific `json:"hookSpecificOutput"`
+	}{specific{event, bt.text("arrived (delivered by a hook at this turn boundary)")}})
 }
 
 // stopHook keeps the agent going, within the guard's bound, when a
