@@ -332,7 +332,8 @@ func (t *compTree) shTables(b *strings.Builder) {
 // written --flag=value) and sets __NAME_kind (words, file or dir) and
 // __NAME_list (the candidate words).
 const compShared = `# __NAME_complete WORD…: the words after NAME, the last one under the cursor.
-# Sets __NAME_kind (words, file or dir) and __NAME_list (candidates).
+# Sets __NAME_kind (words, file or dir), __NAME_list (candidates) and
+# __NAME_path (the command they belong to).
 __NAME_complete() {
 	local cpath='' want='' n=0 i=0 w cur=''
 	__NAME_kind=words
@@ -351,6 +352,7 @@ __NAME_complete() {
 			if [ -n "$REPLY" ]; then cpath=$REPLY; n=0; else n=$((n + 1)); fi ;;
 		esac
 	done
+	__NAME_path=$cpath
 	if [ -n "$want" ]; then
 		__NAME_value "$cpath" "$want"
 	else
@@ -434,9 +436,15 @@ const zshFront = `_NAME() {
 	dir) _files -/ ;;
 	*)
 		[[ ${words[CURRENT]} == --*=* ]] && compset -P '*='
-		local -a candidates
+		# Each candidate with its description, as "word  -- help".
+		local -a candidates displays
+		local c
 		candidates=(${=__NAME_list})
-		(( ${#candidates} )) && compadd -- "${candidates[@]}"
+		for c in "${candidates[@]}"; do
+			__NAME_desc "$__NAME_path" "$c"
+			if [[ -n $REPLY ]]; then displays+=("$c  -- $REPLY"); else displays+=("$c"); fi
+		done
+		(( ${#candidates} )) && compadd -l -d displays -- "${candidates[@]}"
 		;;
 	esac
 }
@@ -469,6 +477,7 @@ func (t *compTree) zsh() string {
 	fmt.Fprintf(&b, "#compdef %s\n", t.name)
 	t.header(&b, "zsh", "Use: save it as _conclave in a directory on $fpath, or source <(conclave completions zsh) after compinit")
 	t.shTables(&b)
+	t.zshDescriptions(&b)
 	b.WriteString(strings.ReplaceAll(compShared, "NAME", t.name) + "\n")
 	b.WriteString(strings.ReplaceAll(zshFront, "NAME", t.name))
 	return b.String()
@@ -598,3 +607,29 @@ end
 
 complete -c NAME -f -a '(__NAME_complete)'
 `
+
+// zshDescriptions writes __NAME_desc PATH WORD, the help of the command or
+// flag WORD under PATH, which zsh shows beside each candidate (as fish
+// does). Enum values have none.
+func (t *compTree) zshDescriptions(b *strings.Builder) {
+	b.WriteString("# __" + t.name + "_desc PATH WORD: the description of subcommand or flag WORD under PATH.\n")
+	fmt.Fprintf(b, "__%s_desc() {\n\tcase \"$1:$2\" in\n", t.name)
+	for _, n := range t.nodes {
+		for _, c := range n.children {
+			if h := oneLine(c.help); h != "" {
+				fmt.Fprintf(b, "\t%s) REPLY=%s ;;\n", shQuote(n.path+":"+lastWord(c.path)), shQuote(h))
+			}
+		}
+		for _, f := range n.flags {
+			if f.help == "" {
+				continue
+			}
+			var pats []string
+			for _, name := range f.names {
+				pats = append(pats, shQuote(n.path+":"+name))
+			}
+			fmt.Fprintf(b, "\t%s) REPLY=%s ;;\n", strings.Join(pats, "|"), shQuote(f.help))
+		}
+	}
+	b.WriteString("\t*) REPLY='' ;;\n\tesac\n}\n\n")
+}

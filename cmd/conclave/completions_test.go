@@ -338,3 +338,46 @@ func TestCompletionsDieQuietlyOnBrokenPipe(t *testing.T) {
 		}
 	}
 }
+
+const zshDescDriver = `
+autoload -Uz compinit && compinit -u -D
+source "$1" || exit 1
+# compadd needs a completion widget; this stand-in prints what _conclave
+# hands it: each display string (-d ARRAY), one per line.
+compadd() {
+	local i
+	for (( i = 1; i <= $#; i++ )); do
+		if [[ ${@[i]} == -d ]]; then print -rl -- "${(@P)${@[i+1]}}"; fi
+	done
+}
+words=(conclave ''); CURRENT=2; _conclave
+words=(conclave serve --); CURRENT=3; _conclave
+`
+
+// TestCompletionsZshDescriptions: zsh shows each command and flag with its
+// help, as fish does.
+func TestCompletionsZshDescriptions(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Skip("no zsh (apt-get install zsh)")
+	}
+	script := writeScript(t, "zsh")
+	driver := filepath.Join(t.TempDir(), "desc.zsh")
+	if err := os.WriteFile(driver, []byte(zshDescDriver), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(zsh, "-f", driver, script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("zsh: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"serve  -- Run the central server.",
+		"send  -- Post one message to a channel.",
+		"--bind  -- Address to listen on (loopback by default; 0.0.0.0:4390 for every interface).",
+		"--data-dir  -- Data directory",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("zsh shows no %q:\n%s", want, out)
+		}
+	}
+}
