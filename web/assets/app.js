@@ -66,11 +66,13 @@ function setStatus(s, text) {
   st.textContent = text || s;
 }
 
+const timeFmt = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+const dayFmt = new Intl.DateTimeFormat([], { year: "numeric", month: "short", day: "numeric" });
+const today = () => dayFmt.format(Date.now());
+
 function fmtTime(ms) {
-  const d = new Date(ms);
-  const today = new Date();
-  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  return d.toDateString() === today.toDateString() ? time : d.toLocaleDateString() + " " + time;
+  const day = dayFmt.format(ms);
+  return day === today() ? timeFmt.format(ms) : day + " " + timeFmt.format(ms);
 }
 
 // isChannel reports whether a view is a channel (not whispers or approvals).
