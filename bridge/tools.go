@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/conclave/conclave/identity"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -43,7 +44,7 @@ var toolGroup = map[string]int{
 	"rename_channel": groupAdmin, "acl_list": groupAdmin, "ban_list": groupAdmin, "invite_list": groupAdmin,
 }
 
-var levelNames = []string{"mute", "notify", "converse", "act"}
+var levelNames = identity.LevelNames()
 var visibilityNames = []string{"public", "unlisted", "private"}
 
 func serverArg() mcp.ToolOption {

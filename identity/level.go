@@ -39,6 +39,10 @@ var (
 // Levels returns every level in ascending order.
 func Levels() []Level { return []Level{Mute, Notify, Converse, Act} }
 
+// LevelNames returns the name of every level in ascending order: mute,
+// notify, converse, act.
+func LevelNames() []string { return append([]string(nil), levelNames[:]...) }
+
 // ParseLevel parses a level name: mute, notify, converse or act (case is
 // ignored). The error names the unknown token and lists the valid ones.
 func ParseLevel(s string) (Level, error) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -260,7 +261,11 @@ func buildChurnLog(b *testing.B, dir string, n, users, channels int) {
 	}
 	var batch []eventlog.Entry
 	add := func(typ string, v any) {
-		batch = append(batch, eventlog.Entry{TimeMs: 1, Actor: "server", Type: typ, Data: mustJSON(v)})
+		data, err := json.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch = append(batch, eventlog.Entry{TimeMs: 1, Actor: "server", Type: typ, Data: data})
 		if len(batch) == 1000 {
 			if _, err := log.Append(batch); err != nil {
 				b.Fatal(err)

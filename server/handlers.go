@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"time"
 
+	"github.com/conclave/conclave/identity"
+
 	"github.com/conclave/conclave/projections"
 	"github.com/conclave/conclave/protocol"
 )
@@ -66,7 +68,7 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		s.mu.RUnlock()
 		out := make([]protocol.MachineInfo, 0, len(ms))
 		for _, m := range ms {
-			out = append(out, protocol.MachineInfo{Name: m.Name, Pubkey: m.Pubkey, Fingerprint: fingerprint(m.Pubkey),
+			out = append(out, protocol.MachineInfo{Name: m.Name, Pubkey: m.Pubkey, Fingerprint: identity.Fingerprint(m.Pubkey),
 				AddedAt: time.UnixMilli(m.AddedAtMs).UTC().Format(time.RFC3339), Approver: m.Approver})
 		}
 		return &protocol.Frame{Type: protocol.TMachineList, Machines: out}, nil

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -196,14 +195,3 @@ func (s *Server) reaper() {
 		}
 	}
 }
-
-// mustJSON encodes event data built by this package.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return []byte("{}")
-	}
-	return b
-}
-
-var _ = mustJSON
