@@ -193,10 +193,10 @@ type Server struct {
 // data dir and start accepting sessions.
 func New(cfg Config) (*Server, error) {
 	if cfg.Ephemeral && cfg.DataDir != "" {
-		return nil, errors.New("--ephemeral and --data-dir are mutually exclusive")
+		return nil, errors.New("server: Config.Ephemeral and Config.DataDir are mutually exclusive")
 	}
 	if !cfg.Ephemeral && cfg.DataDir == "" {
-		return nil, errors.New("serve needs --data-dir DIR (or --ephemeral for a throwaway in-memory server)")
+		return nil, errors.New("server: Config.DataDir is required unless Config.Ephemeral is set")
 	}
 	cfg = cfg.withDefaults()
 	base, origin, err := parsePublicURL(cfg.PublicURL)

@@ -8,10 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/conclave/conclave/timespec"
@@ -41,7 +38,10 @@ type ServeCmd struct {
 }
 
 // Run starts the server and blocks until SIGINT or SIGTERM.
-func (c *ServeCmd) Run(g *Globals) error {
+func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
+	if !c.Ephemeral && c.DataDir == "" {
+		return errors.New("serve needs --data-dir DIR (or --ephemeral for a throwaway in-memory server)")
+	}
 	logger := g.Logger
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -106,10 +106,6 @@ func (c *ServeCmd) Run(g *Globals) error {
 		logger.Info("metrics listening", "addr", mln.Addr().String(), "url", "http://"+mln.Addr().String()+"/metrics")
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
 	start := time.Now()
 	if err := srv.Recover(); err != nil {
 		hs.Close()
@@ -118,20 +114,22 @@ func (c *ServeCmd) Run(g *Globals) error {
 	logger.Info("conclave server listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
 		"server_id", srv.ServerID(), "version", version, "startup", time.Since(start).Round(time.Millisecond).String())
 
+	// main's context ends at SIGINT or SIGTERM.
 	select {
-	case sig := <-sigs:
-		logger.Info("shutting down: closing sessions and writing a snapshot", "signal", sig.String())
+	case <-ctx.Done():
+		logger.Info("shutting down: closing sessions and writing a snapshot")
 	case err := <-serveErr:
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Shutdown gets a context of its own: main's is already done.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	hs.Shutdown(ctx)
+	hs.Shutdown(sctx)
 	if ms != nil {
-		ms.Shutdown(ctx)
+		ms.Shutdown(sctx)
 	}
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
 	logger.Info("server stopped")
