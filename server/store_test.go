@@ -80,7 +80,7 @@ func TestEphemeralServer(t *testing.T) {
 	env := newTestEnv(t, Config{Ephemeral: true})
 	a := env.register("aaron", "wa", "s")
 	a.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "ops"})
-	if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+	if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "Config.DataDir is required") {
 		t.Fatalf("New without data dir = %v", err)
 	}
 }
