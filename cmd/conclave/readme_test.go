@@ -97,8 +97,16 @@ func TestReadmeRunsAsWritten(t *testing.T) {
 	addr := freeAddr(t)
 	// go run builds what the test already built: run that binary with the
 	// command's arguments.
-	srv := start(t, []string{"CONCLAVE_BIND=" + addr, "CONCLAVE_LOG_FORMAT=json"}, true,
-		strings.Fields(strings.TrimPrefix(serve, "go run ./cmd/conclave "))...)
+	// The data dir is relative to where the user stands: the test stands in
+	// dir, so the server's ./conclave-data lands there, never in the source
+	// tree (where a second run would find alice already registered).
+	args := strings.Fields(strings.TrimPrefix(serve, "go run ./cmd/conclave "))
+	for i, a := range args {
+		if strings.HasPrefix(a, "./") {
+			args[i] = filepath.Join(dir, a)
+		}
+	}
+	srv := start(t, []string{"CONCLAVE_BIND=" + addr, "CONCLAVE_LOG_FORMAT=json"}, true, args...)
 	srv.expect(`"msg":"conclave server listening","addr":"` + regexp.QuoteMeta(addr))
 	go func() {
 		for range srv.lines {
