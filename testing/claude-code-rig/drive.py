@@ -86,7 +86,7 @@ env = {k: v for k, v in os.environ.items() if not k.startswith(('ANTHROPIC_', 'C
 for k in ('DISABLE_TELEMETRY', 'DO_NOT_TRACK', 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC'):
     env.pop(k, None)
 env.update(HOME=HOME, ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=f'http://127.0.0.1:{a.port}',
-           TERM='xterm-256color', COLUMNS='160', LINES='50', MCP_TIMEOUT='10000')
+           TERM='xterm-256color', COLUMNS='160', LINES='50', MCP_TIMEOUT='30000')
 argv = [CLAUDE, '--strict-mcp-config', '--mcp-config', f'{RUN}/mcp.json',
         '--debug-file', f'{RUN}/debug.log',
         a.channel_flag, f'server:{a.name}']
