@@ -424,12 +424,14 @@ func (b *Bridge) serverList() string {
 }
 
 // offered computes which optional tool groups tools/list shows: the emit
-// tools when a joined channel or a server's whisper scope is at converse
-// or above, the admin tools when a server said admin:true.
+// tools when a joined or --join channel or a server's whisper scope is at
+// converse or above, the admin tools when a server said admin:true. The
+// --join channels count before they are joined because some clients
+// (Codex) read tools/list once, at startup, and ignore list_changed.
 func (b *Bridge) offered() (emit, admin bool) {
 	for _, l := range b.activeLinks() {
 		l.mu.Lock()
-		joined := make([]string, 0, len(l.joined))
+		joined := slices.Clone(l.autoJoin)
 		for ch := range l.joined {
 			joined = append(joined, ch)
 		}
