@@ -4,13 +4,14 @@
 //
 // The scripted "model":
 //   - if the last input item is a function_call_output -> text "done: <first 80 chars of it>"
-//   - else if any input text contains "<channel" and no function_call was made yet
+//   - else if any input text matches FAKE_TRIGGER and no function_call was made yet
 //                                                    -> a function_call to the tool whose name
 //                                                       ends with FAKE_TOOL, arguments FAKE_TOOL_INPUT
 //   - else                                           -> text "ok"
 // Every request (method, url, body) is appended to FAKE_LOG as one JSON line.
 // The port it listens on is written to PORT_FILE once it listens (PORT=0 picks a free one).
-// Env: PORT (default 0), PORT_FILE, FAKE_LOG (default fake-api.jsonl),
+// Env: PORT (default 0), PORT_FILE, FAKE_LOG (default fake-api.jsonl), FAKE_TRIGGER (a regexp,
+//      default (<|&lt;)channel source="conclave" followed by a space),
 //      FAKE_TOOL (default send_channel), FAKE_TOOL_INPUT (JSON, default {"channel":"ops","text":"pong"})
 import http from 'node:http';
 import { appendFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,9 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 const PORT = Number(process.env.PORT ?? 0);
 const LOG = process.env.FAKE_LOG ?? 'fake-api.jsonl';
 const TOOL = process.env.FAKE_TOOL ?? 'send_channel';
+// A delivered message, as the model sees it: an element with attributes after source (the
+// server's instructions mention a bare <channel source="conclave">); Gemini CLI escapes < in hook context.
+const TRIGGER = new RegExp(process.env.FAKE_TRIGGER ?? '(<|&lt;)channel source="conclave" ');
 const TOOL_INPUT = process.env.FAKE_TOOL_INPUT ?? JSON.stringify({ channel: 'ops', text: 'pong' });
 let n = 0;
 
@@ -44,7 +48,7 @@ function decide(body) {
     const out = typeof last.output === 'string' ? last.output : JSON.stringify(last.output);
     return { kind: 'text', text: 'done: ' + out.slice(0, 80) };
   }
-  const sawChannel = input.some((i) => i.type === 'message' && textOf(i).includes('<channel'));
+  const sawChannel = input.some((i) => i.type === 'message' && TRIGGER.test(textOf(i)));
   const called = input.some((i) => i.type === 'function_call');
   if (sawChannel && !called) {
     const tool = toolNames(body.tools).find((t) => t.name === TOOL || t.name.endsWith('__' + TOOL) || t.name.endsWith(TOOL));
