@@ -65,6 +65,11 @@ type Options struct {
 	// InboxBytes bounds the inbox of DeliveryHooks. Zero means
 	// DefaultInboxBytes.
 	InboxBytes int
+
+	// HookSocket, if not empty, is the path of the unix socket on which
+	// `conclave hook` reaches this bridge ([HookSocketDir],
+	// [HookSocketPath]). Serve listens on it and removes it at the end.
+	HookSocket string
 }
 
 // Delivery modes (Options.Delivery).
@@ -297,6 +302,16 @@ func (b *Bridge) Serve(ctx context.Context, stdin io.Reader, stdout io.Writer) e
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { b.out.run(ctx) })
+	if b.opts.HookSocket != "" {
+		ln, err := hookListener(b.opts.HookSocket)
+		if err != nil {
+			// Not fatal: the tools still work; turn-boundary delivery
+			// through hooks does not.
+			b.log.Warn("no hook socket", "err", err)
+		} else {
+			wg.Go(func() { b.serveHooks(ctx, ln) })
+		}
+	}
 	for _, l := range b.links {
 		if !l.disabled() {
 			wg.Go(func() { l.run(ctx) })

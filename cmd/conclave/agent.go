@@ -19,7 +19,7 @@ type AgentCmd struct {
 // AgentSetupCmd writes (or removes) the bridge's MCP entry, the hooks and
 // the hooks delivery mode in a project's Claude Code settings.
 type AgentSetupCmd struct {
-	Runtime string   `arg:"" enum:"claude-code" help:"The client: claude-code."`
+	Runtime string   `arg:"" enum:"claude-code,codex,gemini" help:"The client: claude-code, codex (.codex/config.toml) or gemini (.gemini/settings.json)."`
 	Project string   `name:"project" type:"path" placeholder:"DIR" help:"The project directory (default: the current directory)."`
 	DryRun  bool     `name:"dry-run" help:"Show the diff and write nothing."`
 	Remove  bool     `name:"remove" help:"Undo an earlier setup: restore the files as they were."`
@@ -37,6 +37,9 @@ func (c *AgentSetupCmd) Run(_ context.Context, g *Globals) error {
 			return fmt.Errorf("finding the current directory: %w", err)
 		}
 		project = wd
+	}
+	if c.Runtime != "claude-code" {
+		return c.runCommandHooks(g, project)
 	}
 	o := &agent.Options{Project: project, Stop: c.Stop, Remove: c.Remove}
 	if !c.Remove {

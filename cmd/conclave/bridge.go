@@ -34,7 +34,16 @@ func (c *BridgeCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		cwd = ""
 	}
+	// `conclave hook` finds this bridge by the runtime process that
+	// started it (Codex CLI, Gemini CLI run hooks as commands).
+	sock := ""
+	if sockDir, err := bridge.HookSocketDir(dir); err != nil {
+		g.Logger.Warn("no hook socket", "err", err)
+	} else {
+		sock = bridge.HookSocketPath(sockDir, os.Getppid())
+	}
 	b, err := bridge.New(&bridge.Options{
+		HookSocket:    sock,
 		Key:           key,
 		Config:        cfg,
 		Servers:       c.Server,

@@ -44,7 +44,8 @@ type CLI struct {
 	Status    StatusCmd    `cmd:"" help:"Show registrations, whether each server is reachable, and permission levels."`
 	Perm      PermCmd      `cmd:"" help:"Show or set local permission levels (never sent to a server)."`
 	Bridge    BridgeCmd    `cmd:"" help:"Run the MCP stdio server that connects a Claude Code session to conclave."`
-	Agent     AgentCmd     `cmd:"" help:"Configure a coding agent's client for conclave (agent setup claude-code)."`
+	Agent     AgentCmd     `cmd:"" help:"Configure a coding agent's client for conclave (agent setup claude-code|codex|gemini)."`
+	Hook      HookCmd      `cmd:"" help:"Run by Codex CLI's and Gemini CLI's hooks at turn boundaries: hand over what the session's bridge holds."`
 	Audit     AuditCmd     `cmd:"" help:"Admin history from a data dir: events, state at a time, verification."`
 	Backup    BackupCmd    `cmd:"" help:"Take a consistent, verified backup of a data dir, also while a server runs on it."`
 	Restore   RestoreCmd   `cmd:"" help:"Unpack and verify a backup into a new, empty data dir."`

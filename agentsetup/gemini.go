@@ -1,0 +1,204 @@
+package agentsetup
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// GeminiHookTimeout is the time limit, in milliseconds, that setup gives
+// each Gemini CLI hook.
+const GeminiHookTimeout = 10000
+
+// geminiEvents are the Gemini CLI hook events setup installs: the
+// session's start, each prompt, and after each tool call.
+var geminiEvents = []string{"SessionStart", "BeforeAgent", "AfterTool"}
+
+// geminiHookName marks setup's hooks in settings.json.
+const geminiHookName = "conclave"
+
+// Gemini plans the setup (or, with Remove, the removal) of conclave in a
+// project's .gemini/settings.json.
+func Gemini(o *Options) (*Plan, error) {
+	dir, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, ".gemini", "settings.json")
+	old, exists, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	root, err := parseObject(old)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a JSON object (%v); fix it, then run setup again", path, err)
+	}
+	servers, err := child(root, "mcpServers", path)
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := child(root, "hooks", path)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := servers.get("conclave"); ok && !isOurServer(v) {
+		return nil, fmt.Errorf("%s already has an mcpServers.conclave that does not run `conclave bridge`; left alone", path)
+	}
+
+	// Take out what an earlier setup wrote, then write it afresh (setup)
+	// or leave it out (removal).
+	_, found := servers.get("conclave")
+	servers.del("conclave")
+	for _, ev := range geminiEvents {
+		v, ok := hooks.get(ev)
+		if !ok {
+			continue
+		}
+		groups, ok := v.([]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: hooks.%s is not a list", path, ev)
+		}
+		n := len(groups)
+		groups = slices.DeleteFunc(slices.Clone(groups), isOurGroup)
+		found = found || len(groups) < n
+		if len(groups) == 0 {
+			hooks.del(ev)
+		} else {
+			hooks.set(ev, groups)
+		}
+	}
+	if !o.Remove {
+		s := newObject()
+		s.set("command", o.Bridge[0])
+		args := make([]any, len(o.Bridge)-1)
+		for i, a := range o.Bridge[1:] {
+			args[i] = a
+		}
+		s.set("args", args)
+		s.set("trust", true)
+		servers.set("conclave", s)
+		cmd := shellJoin(o.Hook)
+		for _, ev := range geminiEvents {
+			h := newObject()
+			h.set("type", "command")
+			h.set("name", geminiHookName)
+			h.set("command", cmd)
+			h.set("timeout", GeminiHookTimeout)
+			g := newObject()
+			g.set("hooks", []any{h})
+			var groups []any
+			if v, ok := hooks.get(ev); ok {
+				groups = v.([]any)
+			}
+			hooks.set(ev, append(groups, g))
+		}
+	}
+	for _, k := range []string{"mcpServers", "hooks"} {
+		if v, _ := root.get(k); v != nil && len(v.(*object).keys) == 0 {
+			root.del(k)
+		}
+	}
+
+	f := FileChange{Path: path, Old: old, OldExists: exists, Exists: true}
+	switch {
+	case len(root.keys) > 0:
+		f.New = encode(root)
+	case o.Remove:
+		f.Exists = false
+	default:
+		f.New = []byte("{}\n")
+	}
+	if o.Remove && !found {
+		f.New, f.Exists = old, exists // nothing of setup's is there
+	}
+	if exists && f.Exists && sameJSON(old, f.New) {
+		// Nothing but the formatting would change: keep the user's bytes.
+		f.New = old
+	}
+	p := &Plan{Files: []FileChange{f}}
+	if !o.Remove {
+		p.Notes = append(p.Notes,
+			"Gemini CLI reads "+path+" and starts stdio MCP servers only in a trusted folder: trust "+dir+" when Gemini CLI asks, or run it with --skip-trust.",
+			"The conclave MCP server is trusted (\"trust\": true): its tools run without a Gemini CLI confirmation; what they may do is decided by conclave's permission levels (conclave perm).")
+		if !geminiTrusted(o.Home, dir) {
+			p.Notes = append(p.Notes, dir+" is not in "+filepath.Join(o.Home, ".gemini", "trustedFolders.json")+" yet.")
+		}
+	}
+	return p, nil
+}
+
+// child returns root[k] as an object, adding an empty one if absent.
+func child(root *object, k, path string) (*object, error) {
+	v, ok := root.get(k)
+	if !ok {
+		o := newObject()
+		root.set(k, o)
+		return o, nil
+	}
+	o, ok := v.(*object)
+	if !ok {
+		return nil, fmt.Errorf("%s: %s is not an object", path, k)
+	}
+	return o, nil
+}
+
+// isOurServer reports whether an mcpServers entry runs `conclave bridge`.
+func isOurServer(v any) bool {
+	o, ok := v.(*object)
+	if !ok {
+		return false
+	}
+	args, _ := o.get("args")
+	list, _ := args.([]any)
+	return slices.Contains(list, any("bridge"))
+}
+
+// isOurGroup reports whether a hook group holds only setup's hooks.
+func isOurGroup(v any) bool {
+	g, ok := v.(*object)
+	if !ok {
+		return false
+	}
+	hv, _ := g.get("hooks")
+	hooks, _ := hv.([]any)
+	if len(hooks) == 0 {
+		return false
+	}
+	for _, h := range hooks {
+		ho, ok := h.(*object)
+		if !ok {
+			return false
+		}
+		if name, _ := ho.get("name"); name != geminiHookName {
+			return false
+		}
+	}
+	return true
+}
+
+// sameJSON reports whether two documents hold the same JSON value.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ja, _ := json.Marshal(x)
+	jb, _ := json.Marshal(y)
+	return string(ja) == string(jb)
+}
+
+// geminiTrusted reports whether dir is listed as trusted in the user's
+// ~/.gemini/trustedFolders.json.
+func geminiTrusted(home, dir string) bool {
+	data, err := os.ReadFile(filepath.Join(home, ".gemini", "trustedFolders.json"))
+	if err != nil {
+		return false
+	}
+	var m map[string]string
+	if json.Unmarshal(data, &m) != nil {
+		return false
+	}
+	return m[dir] == "TRUST_FOLDER"
+}
