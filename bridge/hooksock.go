@@ -55,15 +55,14 @@ type HookReply struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// HookSocketDir returns the directory of the hook sockets and creates it
-// 0700 if needed: $XDG_RUNTIME_DIR/conclave when XDG_RUNTIME_DIR is set,
-// else configDir/run. A directory that is not the user's own or that
-// others can open is refused.
+// HookSocketDir returns the directory of the hook sockets, configDir/run,
+// and creates it 0700 if needed. A directory that is not the user's own
+// is refused; one that others can open is closed first. It is not under
+// $XDG_RUNTIME_DIR: Codex starts MCP servers with a filtered environment
+// that lacks it, while its hooks have it, so the two would disagree; the
+// config dir reaches both as --config-dir (agent setup writes it).
 func HookSocketDir(configDir string) (string, error) {
 	dir := filepath.Join(configDir, "run")
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && filepath.IsAbs(x) {
-		dir = filepath.Join(x, "conclave")
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating the hook socket directory: %w", err)
 	}

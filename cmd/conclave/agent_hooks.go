@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/conclave/conclave/agentsetup"
@@ -14,6 +15,19 @@ func (c *AgentSetupCmd) runCommandHooks(g *Globals, project string) error {
 	argv, err := c.bridgeArgv(g)
 	if err != nil {
 		return err
+	}
+	if !slices.Contains(argv, "--config-dir") {
+		// The runtimes start MCP servers with a filtered environment
+		// (Codex drops most variables): name the config dir outright, so
+		// that the bridge and the hook agree on it and on the hook socket.
+		dir, err := g.ConfigDir()
+		if err != nil {
+			return err
+		}
+		if dir, err = filepath.Abs(dir); err != nil {
+			return err
+		}
+		argv = slices.Insert(argv, 1, "--config-dir", dir)
 	}
 	i := slices.Index(argv, "bridge")
 	bridgeArgv := slices.Insert(argv, i+1, "--delivery", "hooks")

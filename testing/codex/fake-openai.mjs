@@ -3,16 +3,22 @@
 // (a custom model provider whose base_url points here, wire_api = "responses").
 //
 // The scripted "model":
-//   - if the last input item is a function_call_output -> text "done: <first 80 chars of it>"
-//   - else if any input text matches FAKE_TRIGGER and no function_call was made yet
-//                                                    -> a function_call to the tool whose name
-//                                                       ends with FAKE_TOOL, arguments FAKE_TOOL_INPUT
-//   - else                                           -> text "ok"
+//   - if a message or tool output matches FAKE_TRIGGER and FAKE_TOOL was not called yet
+//                          -> a function_call to the tool whose name ends with FAKE_TOOL,
+//                             arguments FAKE_TOOL_INPUT
+//   - else if FAKE_FIRST_TOOL is set and only it was called, fewer than FAKE_FIRST_TOOL_MAX times
+//                          -> a function_call to it with FAKE_FIRST_TOOL_INPUT (e.g. a shell
+//                             command that waits, so that a message arrives during the turn
+//                             and reaches the model at the next boundary, after the tool)
+//   - else if the last input item is a function_call_output -> text "done: <first 80 chars>"
+//   - else                 -> text "ok"
 // Every request (method, url, body) is appended to FAKE_LOG as one JSON line.
 // The port it listens on is written to PORT_FILE once it listens (PORT=0 picks a free one).
 // Env: PORT (default 0), PORT_FILE, FAKE_LOG (default fake-api.jsonl), FAKE_TRIGGER (a regexp,
 //      default (<|&lt;)channel source="conclave" followed by a space),
-//      FAKE_TOOL (default send_channel), FAKE_TOOL_INPUT (JSON, default {"channel":"ops","text":"pong"})
+//      FAKE_TOOL (default send_channel), FAKE_TOOL_INPUT (JSON, default {"channel":"ops","text":"pong"}),
+//      FAKE_FIRST_TOOL, FAKE_FIRST_TOOL_INPUT (JSON), FAKE_FIRST_TOOL_MAX (default 1: how often it is
+//      called again while no message was seen, for a message that reaches the bridge just after a boundary)
 import http from 'node:http';
 import { appendFileSync, writeFileSync } from 'node:fs';
 
@@ -23,6 +29,9 @@ const TOOL = process.env.FAKE_TOOL ?? 'send_channel';
 // server's instructions mention a bare <channel source="conclave">); Gemini CLI escapes < in hook context.
 const TRIGGER = new RegExp(process.env.FAKE_TRIGGER ?? '(<|&lt;)channel source="conclave" ');
 const TOOL_INPUT = process.env.FAKE_TOOL_INPUT ?? JSON.stringify({ channel: 'ops', text: 'pong' });
+const FIRST_TOOL = process.env.FAKE_FIRST_TOOL ?? '';
+const FIRST_TOOL_INPUT = process.env.FAKE_FIRST_TOOL_INPUT ?? '{}';
+const FIRST_TOOL_MAX = Number(process.env.FAKE_FIRST_TOOL_MAX ?? 1);
 let n = 0;
 
 // toolNames lists the callable names in a request's tools, with the namespace each sits in.
@@ -35,33 +44,39 @@ function toolNames(tools, ns) {
   return out;
 }
 
+// textOf is what the model reads of an input item: a message's text, or a tool's output.
 function textOf(item) {
-  if (typeof item.content === 'string') return item.content;
-  if (Array.isArray(item.content)) return item.content.map((c) => c.text ?? '').join('\n');
+  const parts = (c) => (typeof c === 'string' ? c : Array.isArray(c) ? c.map((x) => x.text ?? '').join('\n') : '');
+  if (item.type === 'message') return parts(item.content);
+  if (item.type === 'function_call_output') return parts(item.output);
   return '';
 }
 
+const matches = (name, want) => name === want || name.endsWith('__' + want) || name.endsWith(want);
+
 function decide(body) {
   const input = Array.isArray(body.input) ? body.input : [];
-  const last = input[input.length - 1];
-  if (last?.type === 'function_call_output') {
-    const out = typeof last.output === 'string' ? last.output : JSON.stringify(last.output);
-    return { kind: 'text', text: 'done: ' + out.slice(0, 80) };
-  }
-  const sawChannel = input.some((i) => i.type === 'message' && TRIGGER.test(textOf(i)));
-  const called = input.some((i) => i.type === 'function_call');
-  if (sawChannel && !called) {
-    const tool = toolNames(body.tools).find((t) => t.name === TOOL || t.name.endsWith('__' + TOOL) || t.name.endsWith(TOOL));
-    if (tool) return { kind: 'tool', ...tool };
+  const calls = input.filter((i) => i.type === 'function_call');
+  const sawChannel = input.some((i) => TRIGGER.test(textOf(i)));
+  if (sawChannel && !calls.some((c) => matches(c.name, TOOL))) {
+    const tool = toolNames(body.tools).find((t) => matches(t.name, TOOL));
+    if (tool) return { kind: 'tool', ...tool, args: TOOL_INPUT };
     return { kind: 'text', text: 'no tool named ' + TOOL + ' is offered' };
   }
+  const names = calls.map((c) => c.name);
+  if (FIRST_TOOL && names.every((n) => matches(n, FIRST_TOOL)) && names.length < FIRST_TOOL_MAX) {
+    const tool = toolNames(body.tools).find((t) => matches(t.name, FIRST_TOOL));
+    if (tool) return { kind: 'tool', ...tool, args: FIRST_TOOL_INPUT };
+  }
+  const last = input[input.length - 1];
+  if (last?.type === 'function_call_output') return { kind: 'text', text: 'done: ' + textOf(last).slice(0, 80) };
   return { kind: 'text', text: 'ok' };
 }
 
 function events(d, id) {
   const item =
     d.kind === 'tool'
-      ? { type: 'function_call', id: `fc_${id}`, call_id: `call_${id}`, name: d.name, arguments: TOOL_INPUT, ...(d.namespace ? { namespace: d.namespace } : {}) }
+      ? { type: 'function_call', id: `fc_${id}`, call_id: `call_${id}`, name: d.name, arguments: d.args, ...(d.namespace ? { namespace: d.namespace } : {}) }
       : { type: 'message', role: 'assistant', id: `msg_${id}`, content: [{ type: 'output_text', text: d.text, annotations: [] }] };
   const usage = { input_tokens: 10, input_tokens_details: null, output_tokens: 5, output_tokens_details: null, total_tokens: 15 };
   return [

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/control"
+	"github.com/conclave/conclave/identity"
+)
+
+// The real Codex CLI and Gemini CLI, against the fake model APIs beside
+// them in testing/ (.ci/agent-clis.sh installs both CLIs from npm and sets
+// these variables; without them the tests say so and skip).
+const (
+	codexBinEnv  = "CONCLAVE_CODEX_BIN"
+	geminiBinEnv = "CONCLAVE_GEMINI_BIN"
+)
+
+// agentRun is one real CLI session configured only by `agent setup`.
+type agentRun struct {
+	t       *testing.T
+	w       *world
+	root    string // everything of this run: the fake API's files, the project, HOME
+	project string
+	home    string
+	gate    string // the fake model's first tool waits until this file exists
+	bob     *control.Conn
+	bodies  chan string // the bodies bob sees in #ops
+	fakeLog string
+}
+
+func newAgentRun(t *testing.T, binEnv string) *agentRun {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a server, the real CLI and a fake model API")
+	}
+	bin := os.Getenv(binEnv)
+	if bin == "" {
+		t.Skipf("%s is not set (.ci/agent-clis.sh installs the CLI from npm and sets it)", binEnv)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("the fake model API needs node: %v", err)
+	}
+	w := newWorld(t, nil, "alice", "bob")
+	root, err := os.MkdirTemp("", "cg") // short: unix socket paths are bounded
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	r := &agentRun{t: t, w: w, root: root, project: filepath.Join(root, "project"), home: filepath.Join(root, "home"),
+		gate: filepath.Join(root, "go"), fakeLog: filepath.Join(root, "fake-api.jsonl"), bodies: make(chan string, 64)}
+	for _, d := range []string{r.project, r.home} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := w.dial("bob", "admin")
+	createChannel(t, admin, "ops", "public")
+	// Alice's agent may answer in #ops.
+	ok(t, []string{"CONCLAVE_CONFIG_DIR=" + w.dirs["alice"]}, "perm", "set", "converse")
+	r.bob = r.listen("bob", "ops")
+	return r
+}
+
+// listen joins channel as user and sends every body it delivers to
+// r.bodies.
+func (r *agentRun) listen(user, channel string) *control.Conn {
+	r.t.Helper()
+	key, _, err := identity.LoadKey(r.w.dirs[user])
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	conn, err := control.Dial(context.Background(), &control.Options{URL: r.w.url, Key: key, Session: "watch", Keepalive: 20 * time.Second})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { conn.Close() })
+	go func() {
+		for f := range conn.Events() {
+			if f.Channel == channel && f.Body != nil {
+				r.bodies <- *f.Body
+			}
+		}
+	}()
+	joinConn(r.t, conn, channel)
+	return conn
+}
+
+// setup runs `conclave agent setup RUNTIME` for the project, as alice.
+func (r *agentRun) setup(runtime string, env ...string) string {
+	r.t.Helper()
+	env = append(env, "HOME="+r.home)
+	return ok(r.t, env, "--config-dir", r.w.dirs["alice"], "agent", "setup", runtime, "--project", r.project, "--join", "ops")
+}
+
+// fake starts the fake model API (script under testing/) and returns its
+// base URL.
+func (r *agentRun) fake(script string, env ...string) string {
+	r.t.Helper()
+	portFile := filepath.Join(r.root, "port")
+	cmd := exec.Command("node", filepath.Join("..", "..", "testing", script))
+	cmd.Env = append(os.Environ(), append(env, "PORT_FILE="+portFile, "FAKE_LOG="+r.fakeLog)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if data, err := os.ReadFile(portFile); err == nil && len(data) > 0 {
+			return "http://127.0.0.1:" + string(data)
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("the fake model API did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitCmd is a shell command that waits (at most a minute) until the gate
+// file exists: the fake model's first tool call, so that a message arrives
+// while the turn runs and reaches the model at the next turn boundary.
+// The message may reach the bridge just after that boundary; the fake
+// model then calls the command again (firstToolMax), and the boundary
+// after it delivers.
+func (r *agentRun) waitCmd() string {
+	return fmt.Sprintf("i=0; while [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.2; echo waited", r.gate)
+}
+
+// converse waits until alice's session is in #ops, posts to it, opens
+// the gate, and waits for the agent's answer in #ops.
+func (r *agentRun) converse(cmd *exec.Cmd, out *strings.Builder) {
+	r.t.Helper()
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	r.t.Cleanup(func() { cmd.Process.Kill() })
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(ok(r.t, []string{"CONCLAVE_CONFIG_DIR=" + r.w.dirs["bob"]}, "who", "ops"), "alice/") {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("the agent's bridge never joined #ops; output:\n%s", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	post(r.t, r.bob, "ops", "hello agent, are you there?")
+	if err := os.WriteFile(r.gate, nil, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	timeout := time.After(150 * time.Second)
+	for {
+		select {
+		case b := <-r.bodies:
+			if b == "pong" {
+				select {
+				case err := <-done:
+					if err != nil {
+						r.t.Errorf("the CLI ended with %v; output:\n%s", err, out.String())
+					}
+				case <-time.After(150 * time.Second):
+					r.t.Errorf("the CLI did not end; output:\n%s", out.String())
+				}
+				return
+			}
+		case err := <-done:
+			r.t.Fatalf("the CLI ended (%v) with no answer in #ops; output:\n%s", err, out.String())
+		case <-timeout:
+			r.t.Fatalf("no answer in #ops; output:\n%s", out.String())
+		}
+	}
+}
+
+// delivered returns the text of the first model request that carried
+// the message, as the fake API logged it.
+func (r *agentRun) delivered(pattern string) string {
+	r.t.Helper()
+	f, err := os.Open(r.fakeLog)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer f.Close()
+	re := regexp.MustCompile(pattern)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var rec struct {
+			Body json.RawMessage `json:"body"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			continue
+		}
+		var s strings.Builder
+		collectStrings(rec.Body, &s)
+		if m := re.FindString(s.String()); m != "" {
+			return m
+		}
+	}
+	r.t.Fatalf("no request in %s matches %s", r.fakeLog, pattern)
+	return ""
+}
+
+// collectStrings appends every string inside a JSON document, one a line.
+func collectStrings(raw json.RawMessage, sb *strings.Builder) {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case string:
+			sb.WriteString(t)
+			sb.WriteByte('\n')
+		case []any:
+			for _, x := range t {
+				walk(x)
+			}
+		case map[string]any:
+			for _, x := range t {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+}
+
+// TestCodexCLI: the real Codex CLI, configured only through `agent setup
+// codex` (the test seeds only Codex's own model provider and project
+// trust), runs a turn against the fake Responses API; a message posted in
+// #ops while the turn's first tool runs reaches the model at the next
+// turn boundary (PostToolUse, through `conclave hook codex`), delimited as
+// a <channel> element, and the model's send_channel call posts into #ops.
+func TestCodexCLI(t *testing.T) {
+	r := newAgentRun(t, codexBinEnv)
+	codexHome := filepath.Join(r.home, ".codex")
+	base := r.fake("codex/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", firstToolMax,
+		`FAKE_FIRST_TOOL_INPUT={"cmd":`+jsonString(r.waitCmd())+`,"yield_time_ms":60000}`)
+	if err := os.MkdirAll(codexHome, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(codexHome, "config.toml"), fmt.Sprintf(`model = "fake-model"
+model_provider = "fake"
+
+[model_providers.fake]
+name = "fake"
+base_url = "%s/v1"
+env_key = "FAKE_API_KEY"
+wire_api = "responses"
+
+[projects.%q]
+trust_level = "trusted"
+`, base, r.project))
+	out := r.setup("codex", "CODEX_HOME="+codexHome)
+	if !strings.Contains(out, "hook codex") || !strings.Contains(out, "[mcp_servers.conclave]") {
+		t.Errorf("setup output:\n%s", out)
+	}
+
+	var stdout strings.Builder
+	cmd := exec.Command(os.Getenv(codexBinEnv), "exec", "--skip-git-repo-check", "-s", "danger-full-access", "work on the task")
+	cmd.Dir = r.project
+	cmd.Env = append(os.Environ(), "HOME="+r.home, "CODEX_HOME="+codexHome, "FAKE_API_KEY=fake")
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	r.converse(cmd, &stdout)
+
+	seen := r.delivered(`<channel source="conclave" server="[^"]+" channel="ops" from="bob/bob-m/watch" kind="channel">[^<]*hello agent, are you there\?\n</channel>`)
+	if !strings.Contains(seen, "Permission level converse") {
+		t.Errorf("the model saw %q", seen)
+	}
+	if !strings.Contains(stdout.String(), "hook: PostToolUse") {
+		t.Errorf("no PostToolUse hook ran; output:\n%s", stdout.String())
+	}
+}
+
+// TestGeminiCLI: the real Gemini CLI, configured only through `agent
+// setup gemini` (the test seeds only Gemini CLI's API-key auth and folder
+// trust), runs a headless turn against the fake Gemini API; a message
+// posted in #ops reaches the model at the next turn boundary (BeforeAgent
+// or AfterTool, through `conclave hook gemini`), delimited as a <channel>
+// element (which Gemini CLI escapes into its <hook_context>), and the
+// model's send_channel call posts into #ops.
+func TestGeminiCLI(t *testing.T) {
+	r := newAgentRun(t, geminiBinEnv)
+	base := r.fake("gemini/fake-gemini.mjs", "FAKE_FIRST_TOOL=run_shell_command", firstToolMax,
+		`FAKE_FIRST_TOOL_INPUT={"command":`+jsonString(r.waitCmd())+`}`)
+	gdir := filepath.Join(r.home, ".gemini")
+	if err := os.MkdirAll(gdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(gdir, "settings.json"), `{"security": {"auth": {"selectedType": "gemini-api-key"}}}`)
+	writeFile(t, filepath.Join(gdir, "trustedFolders.json"), fmt.Sprintf(`{%s: "TRUST_FOLDER"}`, jsonString(r.project)))
+	out := r.setup("gemini")
+	if !strings.Contains(out, "hook gemini") || !strings.Contains(out, `"mcpServers"`) {
+		t.Errorf("setup output:\n%s", out)
+	}
+
+	var stdout strings.Builder
+	cmd := exec.Command(os.Getenv(geminiBinEnv), "-p", "work on the task", "--approval-mode", "yolo")
+	cmd.Dir = r.project
+	cmd.Env = append(os.Environ(), "HOME="+r.home, "GEMINI_API_KEY=fake", "GOOGLE_GEMINI_BASE_URL="+base)
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	r.converse(cmd, &stdout)
+
+	seen := r.delivered(`&lt;channel source="conclave" server="[^"]+" channel="ops" from="bob/bob-m/watch" kind="channel"&gt;[^&]*hello agent, are you there\?\n&lt;/channel&gt;`)
+	if !strings.Contains(seen, "Permission level converse") {
+		t.Errorf("the model saw %q", seen)
+	}
+}
+
+// firstToolMax bounds how often the fake model runs the waiting command.
+const firstToolMax = "FAKE_FIRST_TOOL_MAX=20"
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
