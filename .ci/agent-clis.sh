@@ -11,8 +11,8 @@ if ! npm ping >/dev/null 2>&1; then
 	exit 0
 fi
 command -v node >/dev/null || { echo "node is missing" >&2; exit 1; }
-CONCLAVE_CODEX_BIN="$(testing/codex/install.sh)"
-CONCLAVE_GEMINI_BIN="$(testing/gemini/install.sh)"
+CONCLAVE_CODEX_BIN="$(testing/codex-rig/install.sh)"
+CONCLAVE_GEMINI_BIN="$(testing/gemini-rig/install.sh)"
 export CONCLAVE_CODEX_BIN CONCLAVE_GEMINI_BIN
 echo "codex: $("$CONCLAVE_CODEX_BIN" --version)  gemini: $("$CONCLAVE_GEMINI_BIN" --version)"
 go test -count=1 -run '^(TestCodexCLI|TestGeminiCLI)$' -v ./cmd/conclave 2>&1 | grep -v '^        '

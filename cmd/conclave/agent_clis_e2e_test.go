@@ -243,7 +243,7 @@ func collectStrings(raw json.RawMessage, sb *strings.Builder) {
 func TestCodexCLI(t *testing.T) {
 	r := newAgentRun(t, codexBinEnv)
 	codexHome := filepath.Join(r.home, ".codex")
-	base := r.fake("codex/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", firstToolMax,
+	base := r.fake("codex-rig/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", firstToolMax,
 		`FAKE_FIRST_TOOL_INPUT={"cmd":`+jsonString(r.waitCmd())+`,"yield_time_ms":60000}`)
 	if err := os.MkdirAll(codexHome, 0o700); err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ trust_level = "trusted"
 // model's send_channel call posts into #ops.
 func TestGeminiCLI(t *testing.T) {
 	r := newAgentRun(t, geminiBinEnv)
-	base := r.fake("gemini/fake-gemini.mjs", "FAKE_FIRST_TOOL=run_shell_command", firstToolMax,
+	base := r.fake("gemini-rig/fake-gemini.mjs", "FAKE_FIRST_TOOL=run_shell_command", firstToolMax,
 		`FAKE_FIRST_TOOL_INPUT={"command":`+jsonString(r.waitCmd())+`}`)
 	gdir := filepath.Join(r.home, ".gemini")
 	if err := os.MkdirAll(gdir, 0o700); err != nil {
