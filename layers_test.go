@@ -26,6 +26,8 @@ var layers = []struct {
 	{"timespec", "the two grammars of time: durations and points in time", nil, nil},
 	{"agent", "coding-agent client settings that agent setup writes and removes", []string{"atomicfile"}, nil},
 	{"web", "the browser client's embedded files, served with their security headers", nil, nil},
+	{"agentsetup", "Codex CLI and Gemini CLI configuration that agent setup writes and removes", []string{"atomicfile"},
+		[]string{"github.com/BurntSushi/toml"}},
 	{"skill", "the packaged Claude Code skill, fed the kong model by cmd", nil,
 		[]string{"github.com/alecthomas/kong"}},
 	{"eventlog", "the durable log of opaque records, its scanners and snapshot files; knows nothing of chat",
@@ -51,7 +53,7 @@ var layers = []struct {
 	{"bench", "load generator, in-process server, bare-WebSocket baseline",
 		[]string{"server", "control", "protocol", "identity"}, []string{"github.com/coder/websocket"}},
 	{"cmd/conclave", "the CLI: wiring only",
-		[]string{"protocol", "atomicfile", "timespec", "agent", "skill", "eventlog", "identity", "projections", "datadir", "server",
+		[]string{"protocol", "atomicfile", "timespec", "agent", "agentsetup", "skill", "eventlog", "identity", "projections", "datadir", "server",
 			"control", "bridge", "audit", "backup", "bench"},
 		[]string{"github.com/alecthomas/kong"}},
 }
