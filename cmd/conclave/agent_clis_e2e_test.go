@@ -146,7 +146,8 @@ func (r *agentRun) converse(cmd *exec.Cmd, out *strings.Builder) {
 	}
 	go func() { done <- cmd.Wait() }()
 	r.t.Cleanup(func() { cmd.Process.Kill() })
-	deadline := time.Now().Add(60 * time.Second)
+	// Gemini CLI takes several seconds to start, more on a loaded machine.
+	deadline := time.Now().Add(150 * time.Second)
 	for !strings.Contains(ok(r.t, []string{"CONCLAVE_CONFIG_DIR=" + r.w.dirs["bob"]}, "who", "ops"), "alice/") {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("the agent's bridge never joined #ops; output:\n%s", out.String())
