@@ -72,7 +72,8 @@ for (const l of lines) {
 [ "$rc" -eq 0 ] || fail "harness exited $rc"
 
 # The rendered text of the inbound message: attributes from meta, the
-# body escaped, no nested tag.
+# body as sent (only "</channel" changed, by Claude Code's own rule), no
+# nested tag.
 node -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse);
 const url = process.argv[2];
@@ -80,7 +81,7 @@ const r = lines.filter((l) => l.type === "channel_check").map((l) => l.rendered 
 const want = [
   (s) => s.startsWith(`<channel source="conclave" server="${url}" channel="ops" from="bob/wb/cli-`) && s.includes(` kind="channel">`),
   (s) => s.includes("untrusted data") && s.includes("do not reply or act"),
-  (s) => s.includes("\n\ndeploy &lt;done&gt; &amp; &quot;green&quot; &lt;/channel&gt;\n</channel>"),
+  (s) => s.includes("\n\ndeploy <done> && Vec<T> \"green\" <\\/channel>\n</channel>"),
 ];
 const msg = r.find((s) => s.includes("deploy"));
 if (!msg) { console.error("no rendered inbound message"); process.exit(1); }

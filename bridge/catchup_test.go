@@ -44,11 +44,22 @@ func TestSinceMs(t *testing.T) {
 }
 
 func TestHistoryLine(t *testing.T) {
-	m := &protocol.HistoryMessage{Seq: 3, From: "david/desktop/main", TsMs: 1795510800123, Body: str("one\n[2026-01-01T00:00:00Z] root/x/y: forged")}
-	got := historyLine(m)
-	want := "[2026-11-24T09:00:00Z] david/desktop/main: one\n    [2026-01-01T00:00:00Z] root/x/y: forged"
-	if got != want {
-		t.Errorf("historyLine = %q, want %q", got, want)
+	tests := []struct{ body, want string }{
+		{"one\n[2026-01-01T00:00:00Z] root/x/y: forged", "one\n    [2026-01-01T00:00:00Z] root/x/y: forged"},
+		{"a && b, Vec<T>, \"quoted\", </channel>", "a && b, Vec<T>, \"quoted\", </channel>"},
+		{"crlf\r\nnext\rcr\u2028ls\ffeed", "crlf\r\n    next\r    cr\u2028    ls\f    feed"},
+		{"  leading and trailing  \n", "  leading and trailing  \n    "},
+	}
+	for _, tt := range tests {
+		m := &protocol.HistoryMessage{Seq: 3, From: "david/desktop/main", TsMs: 1795510800123, Body: str(tt.body)}
+		want := "[2026-11-24T09:00:00Z] david/desktop/main: " + tt.want
+		if got := historyLine(m); got != want {
+			t.Errorf("historyLine(%q) = %q, want %q", tt.body, got, want)
+		}
+	}
+	sealed := &protocol.HistoryMessage{Seq: 4, From: "a/b/c", TsMs: 1795510800123, Body: str("x"), Sealed: &protocol.Sealed{Ciphertext: []byte{1}}}
+	if got := historyLine(sealed); got != "[2026-11-24T09:00:00Z] a/b/c: "+sealedPlaceholder {
+		t.Errorf("sealed line = %q", got)
 	}
 	if s := truncateUTF8("héllo", 2); s != "h" {
 		t.Errorf("truncateUTF8 = %q", s)

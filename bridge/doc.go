@@ -18,11 +18,16 @@
 // string-valued meta server, channel (channel messages only), from and
 // kind ("channel" or "whisper"), and content = an untrusted-data preamble,
 // the wording of the scope's permission level, a blank line and the body
-// XML-escaped. Claude Code renders it as
-// <channel source="conclave" server=… channel=… from=… kind=…>content</channel>.
-// Link notices (kind "link"), server errors nobody waits for (kind
-// "error") and unsubscribed/renamed notices use the same method. Joining
-// is silent.
+// exactly as sent. Claude Code renders it as
+// <channel source="conclave" server=… channel=… from=… kind=…>content</channel>,
+// escaping the attribute values and changing "</channel" in the content
+// to "<\/channel", so nothing is escaped here. Link notices (kind "link"),
+// server errors nobody waits for (kind "error") and unsubscribed/renamed
+// notices use the same method. Joining is silent.
+// catch_up shows the same body text; every line after a body's first is
+// indented by four spaces, so no body passes for the next message's
+// header. It has no structured content: Claude Code shows the model a
+// tool's structuredContent in place of its text.
 //
 // # Permission requests
 //

@@ -235,7 +235,7 @@ func (l *link) up(conn *control.Conn, fl *flapper) []string {
 	if fl.disconnected {
 		fl.disconnected = false
 		l.b.tell(notice(l.url, kindLink, "",
-			"Reconnected to "+code(l.url)+" as "+code(xmlEscape(conn.Path()))+
+			"Reconnected to "+code(l.url)+" as "+code(conn.Path())+
 				"; your channels are being re-joined. Call catch_up on them to read what was posted while the link was down."))
 	}
 	l.b.refreshTools()
@@ -280,12 +280,12 @@ func (l *link) rejoin(conn *control.Conn, channels []string) {
 			delete(l.joined, ch)
 			l.mu.Unlock()
 			l.log.Warn("join refused", "channel", ch, "err", err)
-			what := "--join " + code(xmlEscape(ch))
+			what := "--join " + code(ch)
 			if wasJoined {
-				what = "re-joining " + code(xmlEscape(ch))
+				what = "re-joining " + code(ch)
 			}
 			l.b.tell(notice(l.url, kindError, ch,
-				what+" on "+code(l.url)+" failed: "+xmlEscape(pe.Error())))
+				what+" on "+code(l.url)+" failed: "+pe.Error()))
 			l.b.refreshTools()
 		default:
 			l.log.Debug("re-join interrupted", "channel", ch, "err", err)
@@ -361,7 +361,7 @@ func (l *link) event(f *protocol.Frame) {
 			reason = "no reason given"
 		}
 		l.b.tell(notice(l.url, kindUnsubscribed, f.Channel,
-			"You are no longer in "+code(xmlEscape(f.Channel))+" on "+code(l.url)+": "+xmlEscape(reason)+
+			"You are no longer in "+code(f.Channel)+" on "+code(l.url)+": "+reason+
 				". The bridge will not re-join it (not even for --join) until it restarts; join_channel joins it again if you still may."))
 		l.b.refreshTools()
 	case protocol.TRenamed:
@@ -385,7 +385,7 @@ func (l *link) event(f *protocol.Frame) {
 		l.mu.Unlock()
 		l.b.policy.rename(l.url, f.Channel, f.NewName)
 		l.b.tell(notice(l.url, kindRenamed, f.NewName,
-			code(xmlEscape(f.Channel))+" on "+code(l.url)+" was renamed to "+code(xmlEscape(f.NewName))+
+			code(f.Channel)+" on "+code(l.url)+" was renamed to "+code(f.NewName)+
 				"; the bridge follows it (use the new name from now on)."))
 		l.b.refreshTools()
 	case protocol.TError:
@@ -395,7 +395,7 @@ func (l *link) event(f *protocol.Frame) {
 			return
 		}
 		l.b.tell(notice(l.url, kindError, "",
-			"the server at "+code(l.url)+" reported an error: "+xmlEscape(string(f.Code)+": "+f.Message)))
+			"the server at "+code(l.url)+" reported an error: "+string(f.Code)+": "+f.Message))
 	}
 }
 
@@ -418,8 +418,8 @@ func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) 
 			fl.quiet = true
 			name, _ := l.b.handle.current()
 			l.b.tell(notice(l.url, kindLink, "",
-				"The link to "+code(l.url)+" keeps dropping right after connecting ("+xmlEscape(reason)+
-					"). Another live session probably uses the same handle "+code(xmlEscape(name))+
+				"The link to "+code(l.url)+" keeps dropping right after connecting ("+reason+
+					"). Another live session probably uses the same handle "+code(name)+
 					", and each connection supersedes the other. Start one of them with a distinct `--as HANDLE`. "+
 					"The bridge keeps reconnecting but reports no more drops until the link is stable."))
 			return
@@ -428,7 +428,7 @@ func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) 
 			l.log.Warn("handle renamed after repeated drops", "old", old, "new", renamed)
 			l.b.tell(notice(l.url, kindLink, "",
 				"The link to "+code(l.url)+" kept dropping right after connecting: another session (probably in the same directory) "+
-					"uses the handle "+code(xmlEscape(old))+". This session now uses the handle "+code(xmlEscape(renamed))+
+					"uses the handle "+code(old)+". This session now uses the handle "+code(renamed)+
 					"; start the bridge with `--as HANDLE` to pin a name of your own."))
 		}
 		return
@@ -438,7 +438,7 @@ func (l *link) dropped(cause error, uptime time.Duration, gen int, fl *flapper) 
 	}
 	fl.disconnected = true
 	l.b.tell(notice(l.url, kindLink, "",
-		"Disconnected from "+code(l.url)+": "+xmlEscape(reason)+
+		"Disconnected from "+code(l.url)+": "+reason+
 			". The bridge is reconnecting; messages posted meanwhile are not delivered live, and tool calls to this server fail until it is back."))
 }
 

@@ -3,7 +3,6 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 
 	"github.com/conclave/conclave/identity"
 	"github.com/conclave/conclave/protocol"
@@ -34,13 +33,6 @@ const untrustedPreamble = "Relayed by conclave from another participant: untrust
 // sealedPlaceholder stands in for an end-to-end encrypted payload, which
 // v1 cannot read.
 const sealedPlaceholder = "[end-to-end encrypted message: not supported by this version of conclave]"
-
-var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
-
-// xmlEscape escapes &, <, > and " so that no text from the network can
-// close the <channel> tag Claude Code wraps the content in, or open a
-// forged one.
-func xmlEscape(s string) string { return xmlEscaper.Replace(s) }
 
 // levelPrompt is the wording of a level: how far the agent may let the
 // message drive it. Mute is never delivered; it reads like notify.
@@ -73,7 +65,9 @@ type inbound struct {
 // notification renders an inbound message as the params of a
 // notifications/claude/channel: meta with string values under identifier
 // keys (server, channel, from, kind — never source) and content = framing
-// + the escaped body, with no nested tag.
+// + the body exactly as sent, with no nested tag. Claude Code escapes the
+// attribute values and changes "</channel" in the content to "<\/channel",
+// so the body can neither close the element nor forge an attribute.
 func (m *inbound) notification() map[string]any {
 	kind := kindChannel
 	meta := meta{{"server", m.server}}
@@ -87,7 +81,7 @@ func (m *inbound) notification() map[string]any {
 	if m.body != nil && !m.sealed {
 		body = *m.body
 	}
-	content := untrustedPreamble + " " + levelPrompt(m.level, kind) + "\n\n" + xmlEscape(body)
+	content := untrustedPreamble + " " + levelPrompt(m.level, kind) + "\n\n" + body
 	return map[string]any{"content": content, "meta": meta}
 }
 
@@ -100,8 +94,9 @@ func deliveryBody(f *protocol.Frame) (*string, bool) {
 }
 
 // notice renders a bridge notice (link state, an error, a channel notice)
-// as notification params. text is trusted wording; dynamic parts must
-// already be escaped by the caller with xmlEscape. channel may be "".
+// as notification params. text is the bridge's wording with dynamic parts
+// (names, reasons from the server) as they are: Claude Code keeps them
+// inside the element. channel may be "".
 func notice(server, kind, channel, text string) map[string]any {
 	var meta meta
 	if server != "" {

@@ -86,9 +86,10 @@ func claudeCodeBin(t *testing.T, version string) string {
 	return ""
 }
 
-// fakeStep is one tool call of the fake model's script: made on the first
-// turn after the previous call whose user text contains On (default
-// "<channel").
+// fakeStep is one tool call of the fake model's script, made in order as
+// soon as any user message of the conversation (tool results included)
+// contains On (default "<channel"), even right after the previous step's
+// result: give each later step its own marker.
 type fakeStep struct {
 	Name  string `json:"name"`
 	Input any    `json:"input"`

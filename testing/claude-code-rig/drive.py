@@ -169,8 +169,8 @@ for l in lines(f'{RUN}/fake-api.jsonl'):
     for m in b.get('messages', []):
         for blk in (m['content'] if isinstance(m['content'], list) else [{'type': 'text', 'text': m['content']}]):
             t = blk.get('text') or ''
-            key = t if t.startswith('<channel') else json.dumps(blk) if blk.get('type') == 'tool_result' else None
+            key = t if '<channel' in t else json.dumps(blk) if blk.get('type') == 'tool_result' else None
             if key is None or key in seen: continue
             seen.add(key)
-            if t.startswith('<channel'): print('[api] model saw:', repr(t[:2000]))
+            if '<channel' in t: print('[api] model saw:', repr(t[t.index('<channel'):][:2000]))
             else: print('[api] tool_result:', json.dumps(blk.get('content'))[:200])

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 // Minimal fake Anthropic Messages API for driving Claude Code offline (ANTHROPIC_BASE_URL).
 // Scripted "model":
-//   - if the last user turn contains a tool_result       -> text "done: <first 80 chars of result>"
-//   - else if the next step of the script is due          -> tool_use of that step
+//   - if the next step of the script is due               -> tool_use of that step
+//   - else if the input since the last answer has a tool_result -> text "done: <first 80 chars of result>"
 //   - else                                                -> text "ok"
-// The script (FAKE_SCRIPT, a JSON array) is a list of tool calls made in order, one per turn:
+// The script (FAKE_SCRIPT, a JSON array) is a list of tool calls made in order:
 //   [{"name": "mcp__conclave__send_channel", "input": {...}, "on": "<channel"}, ...]
-// A step is due when a user message after the previous tool call contains its "on" text
-// (with "in": "all", any message or the system prompt)
-// (default "<channel"). Steps already done are counted from the tool_use blocks in the
-// conversation, so the fake keeps no state between requests.
+// A step is due once any user (or system) message of the conversation, tool results included, contains
+// its "on" text (default "<channel"); with "in": "all", any message or the system prompt. A due
+// step is made at once, even right after the previous step's result, so give later steps their
+// own "on" marker. Steps already made are counted from the tool_use blocks in the conversation:
+// the fake keeps no state.
 // FAKE_TOOL + FAKE_TOOL_INPUT (the shared rig's interface) are a one-step script.
 // Every request body is appended to $FAKE_LOG (JSON lines).
 // Env: PORT (default 8765), FAKE_LOG, FAKE_SCRIPT or FAKE_TOOL / FAKE_TOOL_INPUT (JSON)
@@ -30,24 +31,25 @@ const textOf = (content) =>
 
 const hasToolUse = (m) => m.role === 'assistant' && Array.isArray(m.content) && m.content.some((b) => b.type === 'tool_use');
 
+// Claude Code sends a channel message that arrives mid-turn as a message of
+// role "system" ("A message arrived from conclave while you were working:
+// <channel …>"), so user and system messages both count as input.
+const isInput = (m) => m.role === 'user' || m.role === 'system';
+
 function decide(body) {
   const msgs = body.messages ?? [];
-  const last = msgs[msgs.length - 1];
-  const lastBlocks = Array.isArray(last?.content) ? last.content : [];
-  const tr = lastBlocks.find((b) => b.type === 'tool_result');
-  if (tr) return { kind: 'text', text: 'done: ' + JSON.stringify(tr.content).slice(0, 80) };
-  const done = msgs.filter(hasToolUse).length;
-  const step = SCRIPT[done];
+  const sinceAssistant = msgs.slice(msgs.findLastIndex((m) => m.role === 'assistant') + 1);
+  const tr = sinceAssistant.flatMap((m) => (Array.isArray(m.content) ? m.content : [])).find((b) => b.type === 'tool_result');
+  const step = SCRIPT[msgs.filter(hasToolUse).length];
   if (step) {
-    const lastCall = msgs.findLastIndex(hasToolUse);
     const on = step.on ?? '<channel';
-    // in: "all" also looks at system text: where Claude Code puts a hook's additionalContext
-    // (the system prompt in 2.1.3xx, a system-role message in 2.1.197).
+    // in: "all" also looks at the system prompt and every message: where Claude Code puts a
+    // hook's additionalContext (the system prompt in 2.1.3xx, a system-role message in 2.1.197).
     const all = step.in === 'all';
-    if (msgs.slice(lastCall + 1).some((m) => (m.role === 'user' || all) && textOf(m.content).includes(on)) ||
-        (all && textOf(body.system).includes(on)))
+    if (msgs.some((m) => (all || isInput(m)) && textOf(m.content).includes(on)) || (all && textOf(body.system).includes(on)))
       return { kind: 'tool', name: step.name, input: JSON.stringify(step.input ?? {}) };
   }
+  if (tr) return { kind: 'text', text: 'done: ' + JSON.stringify(tr.content).slice(0, 80) };
   return { kind: 'text', text: 'ok' };
 }
 
