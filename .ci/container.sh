@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Deployment checks, called by .ci/run:
 #
-#  1. builds the static binary and the container image from Containerfile
-#     with podman (Debian's package, installed if missing), in the docker
-#     format that keeps HEALTHCHECK;
+#  1. builds a labelled stand-in for the Go toolchain image (FROM scratch +
+#     this machine's Go), tags it with the real image's name, and builds the
+#     multi-stage Containerfile from a clean clone against it, pinned by
+#     digest, with podman (Debian's package, installed if missing), in the
+#     docker format that keeps HEALTHCHECK; the binary in the image must
+#     report the version passed to the build and be static;
 #  2. checks the image's config with `podman image inspect` (entrypoint,
 #     command, user, port, volume, env, labels, health check, stop signal)
 #     and its files (only /conclave, and empty /data and /tmp owned by the
@@ -60,14 +63,56 @@ fi
 "${podman[@]}" --version
 
 # ---------------------------------------------------------------- build
-step "static binary and image"
+# No container registry is reachable here, so the build stage's toolchain
+# image is a stand-in made on the spot, clearly labelled as one: FROM
+# scratch plus this machine's Go toolchain (/usr/local/go), a shell with
+# its C library (the build stage's RUN lines), CA certificates (go mod
+# download reaches the Go module proxy) and /tmp. It is tagged with the
+# toolchain image's name, and the build pins it by its digest, as a real
+# build pins the real image: the multi-stage Containerfile itself runs
+# unchanged, from a clean clone of this commit, without network access to
+# any registry (--pull=never).
+step "stand-in toolchain image (FROM scratch + this machine's Go)"
+builder_name=docker.io/library/golang:1.26-bookworm
+standin="$tmp/standin"
+mkdir -p "$standin/rootfs/usr/local" "$standin/rootfs/tmp" "$standin/rootfs/etc/ssl/certs" "$standin/rootfs/bin"
+chmod 1777 "$standin/rootfs/tmp"
+cp -a "$(go env GOROOT)" "$standin/rootfs/usr/local/go"
+cp -L /bin/sh "$standin/rootfs/bin/sh"
+for lib in $(ldd /bin/sh | grep -o '/[^ ]*'); do
+	mkdir -p "$standin/rootfs$(dirname "$lib")"
+	cp -L "$lib" "$standin/rootfs$lib"
+done
+cp -L /etc/ssl/certs/ca-certificates.crt "$standin/rootfs/etc/ssl/certs/"
+cat >"$standin/Containerfile" <<'EOF'
+FROM scratch
+LABEL org.opencontainers.image.title="STAND-IN for docker.io/library/golang:1.26-bookworm" \
+      org.opencontainers.image.description="CI only: this machine's Go toolchain on an empty base, made by .ci/container.sh because no registry is reachable; not the real golang image"
+COPY rootfs/ /
+ENV PATH=/go/bin:/usr/local/go/bin:/bin GOPATH=/go GOCACHE=/tmp/go-build GOTOOLCHAIN=local
+WORKDIR /go
+EOF
+"${podman[@]}" build --quiet --layers=false --format docker -t "$builder_name" "$standin" >"$tmp/standin.log" 2>&1 ||
+	{ cat "$tmp/standin.log"; fail "building the stand-in toolchain image"; }
+builder_digest="$("${podman[@]}" image inspect --format '{{.Digest}}' "$builder_name")"
+builder_ref="$builder_name@$builder_digest"
+"${podman[@]}" image exists "$builder_ref" || fail "the stand-in cannot be named by digest ($builder_ref)"
+echo "  $builder_ref"
+echo "  ($("${podman[@]}" image inspect --format '{{index .Config.Labels "org.opencontainers.image.title"}}' "$builder_name"))"
+
+step "multi-stage build from a clean clone"
 version="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o conclave ./cmd/conclave
-go version -m conclave | grep -q 'CGO_ENABLED=0' || fail "./conclave was not built with CGO_ENABLED=0"
+git clone --quiet --no-local . "$tmp/clone"
+git -C "$tmp/clone" checkout --quiet "$revision"
+if [ -n "$(git status --porcelain -- Containerfile .dockerignore 2>/dev/null)" ]; then
+	# A developer's run with uncommitted container files: build those.
+	cp Containerfile .dockerignore "$tmp/clone/"
+fi
 old_id="$("${podman[@]}" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
-"${podman[@]}" build --quiet --layers=false --format docker --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-	-t "$image" . >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "podman build"; }
+"${podman[@]}" build --quiet --layers=false --pull=never --isolation chroot --format docker \
+	--build-arg GO_IMAGE="$builder_ref" --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+	-t "$image" "$tmp/clone" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "podman build of the multi-stage Containerfile"; }
 # The previous run's image, now untagged, is not needed any more.
 if [ -n "$old_id" ] && [ "$old_id" != "$("${podman[@]}" image inspect --format '{{.Id}}' "$image")" ]; then
 	"${podman[@]}" rmi "$old_id" >/dev/null 2>&1 || true
@@ -111,7 +156,9 @@ want="./conclave 0:0 755 f
 ./data 65532:65532 755 d
 ./tmp 65532:65532 755 d"
 [ "$files" = "$want" ] || fail "the image should hold exactly /conclave (root, 0755) and empty /data and /tmp owned by 65532:65532"
-cmp -s "$root/conclave" conclave || fail "/conclave in the image is not the binary just built"
+cp "$root/conclave" "$tmp/conclave"
+[ "$("$tmp/conclave" version)" = "conclave $version" ] || fail "/conclave in the image does not report version $version"
+go version -m "$tmp/conclave" | grep -q 'CGO_ENABLED=0' || fail "/conclave in the image was not built with CGO_ENABLED=0"
 "${podman[@]}" image unmount "$image" >/dev/null
 mounted=""
 
@@ -202,7 +249,7 @@ for d in 'DynamicUser=yes' 'StateDirectory=conclave' 'ExecStart=/usr/local/bin/c
 done
 if grep -q '^SystemCallFilter=.*~@resources' "$unit"; then fail "$unit denies @resources: the Go runtime raises its file limit"; fi
 # verify checks that ExecStart's binary exists: point it at the one just built.
-sed "s#/usr/local/bin/conclave#$PWD/conclave#" "$unit" >"$tmp/conclave.service"
+sed "s#/usr/local/bin/conclave#$tmp/conclave#" "$unit" >"$tmp/conclave.service"
 systemd-analyze verify "$tmp/conclave.service" || fail "systemd-analyze verify $unit"
 echo "  systemd-analyze verify: ok"
 exposure="$(systemd-analyze security --offline=true "$tmp/conclave.service" 2>/dev/null | sed -n 's/.*Overall exposure level for conclave.service: \([0-9.]*\).*/\1/p')"
@@ -226,6 +273,7 @@ checks = {
     "GET /health check": any(k["path"] == "/health" and k["method"] == "GET" for k in h["checks"]),
     "volume at /data": any(m["destination"] == "/data" for m in c["mounts"]),
     "Containerfile": c["build"]["dockerfile"] == "Containerfile",
+    "builds for linux": c["build"].get("args", {}).get("TARGETOS", "linux") == "linux",
     "SIGTERM": c["kill_signal"] == "SIGTERM",
     "[metrics] on CONCLAVE_METRICS_BIND's port": c["env"]["CONCLAVE_METRICS_BIND"].rsplit(":", 1)[1] == str(c["metrics"]["port"])
         and c["metrics"]["port"] != h["internal_port"],
