@@ -29,6 +29,8 @@ const eventBuffer = 1024
 // Always call [Conn.Close], which stops the reader and waits for it.
 type Conn struct {
 	ws           *websocket.Conn
+	readLimit    int64 // the largest message accepted from the server
+	maxBody      int   // the server's body cap (0: not announced)
 	url          string
 	path         string
 	serverID     string
@@ -59,6 +61,8 @@ type Conn struct {
 func newConn(ws *websocket.Conn, o *Options, est *protocol.Frame, leftover []*protocol.Frame) *Conn {
 	c := &Conn{
 		ws:           ws,
+		readLimit:    readLimitFor(est),
+		maxBody:      est.MaxBody,
 		url:          o.URL,
 		path:         est.Path,
 		serverID:     est.ServerID,
@@ -70,6 +74,7 @@ func newConn(ws *websocket.Conn, o *Options, est *protocol.Frame, leftover []*pr
 		stop:         make(chan struct{}),
 		pending:      make(map[string]chan *protocol.Frame),
 	}
+	ws.SetReadLimit(c.readLimit)
 	c.life, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go c.readLoop(leftover)
@@ -86,6 +91,10 @@ func (c *Conn) Path() string { return c.path }
 
 // Admin reports whether the server counts this user as a server admin.
 func (c *Conn) Admin() bool { return c.admin }
+
+// MaxBody returns the server's cap on a message body in bytes, as it
+// announced it in established (0: it did not say).
+func (c *Conn) MaxBody() int { return c.maxBody }
 
 // ServerID returns the id the server presented in its challenge.
 func (c *Conn) ServerID() string { return c.serverID }
@@ -318,7 +327,7 @@ func (c *Conn) whyLocked(readErr error) error {
 	case c.cause != nil:
 		return c.cause
 	case errors.Is(readErr, websocket.ErrMessageTooBig):
-		return fmt.Errorf("connection to %s lost: the server sent a message larger than %d bytes", c.url, readLimit)
+		return fmt.Errorf("connection to %s lost: the server sent a message larger than %d bytes", c.url, c.readLimit)
 	}
 	var ce websocket.CloseError
 	if errors.As(readErr, &ce) {

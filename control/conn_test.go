@@ -371,3 +371,31 @@ func TestUndecodableFrameSkipped(t *testing.T) {
 		t.Fatalf("Request: %v", err)
 	}
 }
+
+// The read limit follows established.max_message: a message larger than
+// the server announced ends the connection with an error naming the
+// announced size, and the body cap is reported.
+func TestReadLimitFromEstablished(t *testing.T) {
+	const announced = 2 << 20
+	f := newFake(t)
+	f.established = func(s *fakeSession) []*protocol.Frame {
+		return []*protocol.Frame{{Type: protocol.TEstablished, Path: s.path, ServerID: f.id, MaxBody: 1000, MaxMessage: announced}}
+	}
+	f.serve = func(ctx context.Context, s *fakeSession) {
+		big := strings.Repeat("x", announced)
+		s.send(ctx, &protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "bob/m/s", Body: &big, Seq: 1})
+		s.read(ctx)
+	}
+	c := dialFake(t, f, nil)
+	if c.MaxBody() != 1000 {
+		t.Errorf("MaxBody() = %d, want 1000", c.MaxBody())
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a message over the announced limit did not end the connection")
+	}
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "larger than 2097152 bytes") {
+		t.Fatalf("Err() = %v, want the announced limit named", err)
+	}
+}

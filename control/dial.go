@@ -28,11 +28,24 @@ const (
 // server's id.
 const ServerIDHeader = "X-Conclave-Server-Id"
 
-// readLimit caps one WebSocket message from the server. coder/websocket's
-// default is 32 KiB, less than one full-size message body; the server
-// accepts frames of up to 16 MiB and may coalesce several deliveries into
-// one message, so allow a good margin above that.
+// readLimit caps one WebSocket message from the server until it has
+// announced its own largest message (established.max_message), and for a
+// server that does not announce it. coder/websocket's default is 32 KiB,
+// less than one full-size message body.
 const readLimit = 64 << 20
+
+// maxReadLimit bounds what a server's announcement can make the read limit.
+const maxReadLimit = 1 << 30
+
+// readLimitFor returns the read limit for a session established with est:
+// the largest message the server says it sends, or readLimit for a server
+// that does not say.
+func readLimitFor(est *protocol.Frame) int64 {
+	if est.MaxMessage <= 0 {
+		return readLimit
+	}
+	return int64(min(max(est.MaxMessage, protocol.MaxFramePreAuth), maxReadLimit))
+}
 
 // Options configures [Dial]. The zero value of each field but URL, Key and
 // Session means its default. Dial copies the struct; later changes to it

@@ -21,11 +21,12 @@ func TestReconnectable(t *testing.T) {
 	}{
 		{nil, false},
 		{errors.New("connect to ws://h:1: dial tcp 127.0.0.1:1: connect: connection refused"), true},
-		{errors.New("the server closed the connection (status 1008): slow consumer: outbound queue overflowed"), true},
+		{errors.New("the server closed the connection (status 1008): slow consumer: outbound queue over budget"), true},
 		{&TimeoutError{After: time.Second, Op: "waiting for a keepalive pong"}, true},
 		{fmt.Errorf("%w: %w", ErrNoResponse, errors.New("connection to ws://h lost: EOF")), true},
 		{drop(protocol.ReasonShutdown), true},
 		{drop(protocol.ReasonIdle), true},
+		{drop(protocol.ReasonSlowConsumer), true},
 		{&protocol.Error{Code: protocol.CodeUnauthorized, Message: protocol.ReasonShutdown}, true}, // refused handshake
 		{&protocol.Error{Code: protocol.CodeInternal, Message: "server is shutting down"}, true},
 		{drop(protocol.ReasonSuperseded), false},

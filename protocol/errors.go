@@ -68,9 +68,12 @@ const (
 	ReasonMachineGone = "machine key revoked"
 	// ReasonUnknownKey refuses a login whose key is not enrolled (never
 	// was, or was revoked, or its user was removed).
-	ReasonUnknownKey   = "unknown machine key"
-	ReasonUserRemoved  = "user removed from this server"
-	ReasonSlowConsumer = "slow consumer: outbound queue overflowed"
+	ReasonUnknownKey  = "unknown machine key"
+	ReasonUserRemoved = "user removed from this server"
+	// ReasonSlowConsumer: the session's outbound queue went over its
+	// budget (bytes or frames). What was queued for it is discarded:
+	// channel posts can be read again with read_since, whispers cannot.
+	ReasonSlowConsumer = "slow consumer: outbound queue over budget; what was queued is dropped (posts stay in history; whispers are not stored)"
 	ReasonShutdown     = "server shutting down"
 	ReasonHandshake    = "handshake timed out"
 )

@@ -19,8 +19,21 @@ const (
 	MaxFramePreAuth  = 1 << 20  // bytes in one WebSocket message before authentication
 	MaxFramePostAuth = 16 << 20 // bytes in one WebSocket message after authentication
 	DefaultMaxBody   = 64 << 10 // default cap on body and sealed.ciphertext
-	MaxIDLen         = 64       // bytes in a request id
-	HistoryPageMax   = 500      // messages in one history page
+	// MaxBodyCeiling is the largest body cap a server may be configured
+	// with (serve --max-body): a body of that size, escaped at worst six
+	// bytes for one (a "<" is sent as \u003c), still fits in MaxMessage.
+	MaxBodyCeiling = 1 << 20
+	// MaxMessage is the most bytes the server sends in one WebSocket
+	// message; it is announced in established (max_message), so that
+	// clients size their read limit from it. Coalescing never makes a
+	// message larger than CoalesceBytes; only a single frame (a history
+	// page, about 4 MiB at most) can be larger than that.
+	MaxMessage = 16 << 20
+	// CoalesceBytes bounds the bytes of several frames the server puts in
+	// one message (a single larger frame is sent alone).
+	CoalesceBytes  = 1 << 20
+	MaxIDLen       = 64  // bytes in a request id
+	HistoryPageMax = 500 // messages in one history page
 )
 
 // Frame types. Client requests, server replies and unprompted server frames.
@@ -205,8 +218,10 @@ type Frame struct {
 	Signature []byte `json:"signature,omitempty"`
 
 	// established
-	Path  string `json:"path,omitempty"`
-	Admin *bool  `json:"admin,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Admin      *bool  `json:"admin,omitempty"`
+	MaxBody    int    `json:"max_body,omitempty"`    // the server's body cap
+	MaxMessage int    `json:"max_message,omitempty"` // the largest message the server sends
 
 	// channel verbs
 	Channel    string `json:"channel,omitempty"`

@@ -265,7 +265,17 @@ func TestSupersedeSamePath(t *testing.T) {
 
 func TestIdleSessionsAreReaped(t *testing.T) {
 	env := newTestEnv(t, Config{IdleTimeout: 300 * time.Millisecond, ReapInterval: 50 * time.Millisecond})
-	idle := env.register("idle", "m", "s")
+	// idle sends nothing and answers no WebSocket ping; listen sends
+	// nothing either but answers pings (its WebSocket library does, while
+	// it reads); alive sends ping frames.
+	key := newKey(t)
+	if c, f := env.handshake(key, "enrol", &protocol.Frame{Username: "idle", Machine: "m"}); f.Type != protocol.TEstablished {
+		t.Fatalf("register: %+v", f)
+	} else {
+		c.conn.CloseNow()
+	}
+	idle := env.rawLogin(t, key, "s")
+	listen := env.login(key, "listen")
 	alive := env.register("alive", "m", "s")
 	stop := make(chan struct{})
 	defer close(stop)
@@ -279,13 +289,20 @@ func TestIdleSessionsAreReaped(t *testing.T) {
 			}
 		}
 	}()
-	last := idle.waitClosed()
+	var last *protocol.Frame
+	for f := idle.next(t); f != nil; f = idle.next(t) {
+		last = f
+	}
 	if last == nil || last.Message != protocol.ReasonIdle {
 		t.Fatalf("idle session's last frame = %+v", last)
 	}
 	if env.srv.hub.lookup("alive/m/s") == nil {
 		t.Fatal("a session that pings was reaped")
 	}
+	if env.srv.hub.lookup("idle/m/listen") == nil {
+		t.Fatal("a session that answers WebSocket pings was reaped")
+	}
+	listen.quiet(0)
 }
 
 func TestOversizedFrameAfterAuthDropsOnlyThatSession(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 const (
 	historyQueue     = 1 << 16   // posts waiting for the history writer
 	historyBatch     = 1024      // records in one history fsync
-	historyPageBytes = 8 << 20   // body bytes in one history page
+	historyPageBytes = 4 << 20   // record bytes in one history page (within a session's queue budget)
 	purgeEvery       = time.Hour // how often aged messages are dropped
 )
 

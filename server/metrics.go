@@ -33,6 +33,7 @@ type metrics struct {
 	writes      atomic.Int64 // WebSocket messages written (frames coalesced)
 	messagesIn  atomic.Int64
 	deliveries  atomic.Int64
+	slowDrops   atomic.Int64 // sessions dropped as slow consumers
 
 	// fanout is, per write, how long its oldest frame waited in the
 	// session's queue, write included.
@@ -144,6 +145,13 @@ func (s *Server) writeMetrics(w io.Writer) {
 	p("conclave_writes_total", "WebSocket messages written to sessions (each carries one or more coalesced frames).", "counter", m.writes.Load())
 	p("conclave_messages_in_total", "Messages in: posts and whispers accepted.", "counter", m.messagesIn.Load())
 	p("conclave_deliveries_total", "Messages out: deliveries of posts and whispers queued to recipients.", "counter", m.deliveries.Load())
+	queued := 0
+	for _, sess := range s.hub.matching(func(*session) bool { return true }) {
+		b, _ := sess.out.usage()
+		queued += b
+	}
+	p("conclave_outbound_queued_bytes", "Bytes queued for sessions and not yet written, summed over sessions (a delivery shared by several counts once for each).", "gauge", queued)
+	p("conclave_slow_consumer_drops_total", "Sessions dropped because their outbound queue went over its budget (--queue-bytes, or 1024 frames).", "counter", m.slowDrops.Load())
 
 	head("conclave_fanout_latency_seconds", "Per write to a session: how long its oldest frame waited from being queued (a post's fan-out) to the end of the write.", "histogram")
 	writeHist(w, "conclave_fanout_latency_seconds", "", &m.fanout, latencyBounds, 1e-9)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,9 +18,16 @@ const maxCoalesce = 256
 
 // outbox is a session's outbound queue: encoded frames waiting for the
 // session's writer goroutine, which takes everything queued in one step
-// and sends it coalesced, up to maxCoalesce frames per WebSocket message
-// (JSON Lines). It is a slice rather than a channel so that an idle
-// session holds no queue memory.
+// and sends it coalesced, up to maxCoalesce frames and
+// protocol.CoalesceBytes per WebSocket message (JSON Lines). It is a slice
+// rather than a channel so that an idle session holds no queue memory.
+//
+// The queue is bounded twice: in entries (Config.QueueLen) and in bytes
+// (Config.QueueBytes). Bytes count from the moment a frame is queued until
+// the writer has written it, so a reader that keeps reading slowly cannot
+// make the server hold more than its budget for it (plus one frame: a
+// frame is always accepted into an empty outbox, so that no single reply
+// is refused for its size alone).
 //
 // Replies to posts (acks, which the history writer releases a batch at a
 // time after its fsync) are merged into one entry while they follow each
@@ -36,6 +44,7 @@ type outbox struct {
 	queue    []qframe
 	queuedAt time.Time // when the oldest entry was queued
 	replies  int       // replies to posts in queue (see session.posts)
+	bytes    int       // bytes queued or being written (the budget's use)
 	merge    bool      // the last entry holds replies and may take more
 	closed   bool      // the session is dead: discard what comes
 
@@ -60,8 +69,8 @@ type qframe struct {
 }
 
 // enqueue queues an encoded frame without blocking. It reports false when
-// the queue is full (the caller drops the session as a slow consumer); a
-// dead session silently accepts and discards.
+// the queue is full or over its byte budget (the caller drops the session
+// as a slow consumer); a dead session silently accepts and discards.
 func (sess *session) enqueue(frame []byte) bool {
 	o := &sess.out
 	o.mu.Lock()
@@ -69,10 +78,11 @@ func (sess *session) enqueue(frame []byte) bool {
 		o.mu.Unlock()
 		return true
 	}
-	if len(o.queue) >= sess.srv.cfg.QueueLen {
+	if !sess.fitsLocked(len(frame)) {
 		o.mu.Unlock()
 		return false
 	}
+	o.bytes += len(frame)
 	first := o.pushLocked(qframe{b: frame, n: 1})
 	o.merge = false
 	o.mu.Unlock()
@@ -80,6 +90,31 @@ func (sess *session) enqueue(frame []byte) bool {
 		o.signal()
 	}
 	return true
+}
+
+// fitsLocked reports whether n more bytes in one more entry stay within
+// the session's budgets.
+func (sess *session) fitsLocked(n int) bool {
+	o := &sess.out
+	if len(o.queue) >= sess.srv.cfg.QueueLen {
+		return false
+	}
+	return o.bytes == 0 || o.bytes+n <= sess.srv.cfg.QueueBytes
+}
+
+// sent gives back the budget of n bytes the writer has written or
+// discarded.
+func (o *outbox) sent(n int) {
+	o.mu.Lock()
+	o.bytes -= n
+	o.mu.Unlock()
+}
+
+// usage returns the bytes and entries the session's outbox holds.
+func (o *outbox) usage() (bytes, entries int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bytes, len(o.queue)
 }
 
 // pushLocked appends e and reports whether the queue was empty.
@@ -121,21 +156,25 @@ func (sess *session) reply(encode func([]byte) []byte) {
 		<-sess.posts
 		return
 	}
-	if last := len(o.queue) - 1; o.merge && o.queue[last].n < maxCoalesce {
+	if last := len(o.queue) - 1; o.merge && o.queue[last].n < maxCoalesce && (o.bytes < sess.srv.cfg.QueueBytes) {
 		e := &o.queue[last]
+		was := len(e.b)
 		e.b = encode(append(e.b, '\n'))
 		e.n++
+		o.bytes += len(e.b) - was
 		o.replies++
 		o.mu.Unlock()
 		return
 	}
-	if len(o.queue) >= sess.srv.cfg.QueueLen {
+	b := encode(make([]byte, 0, 1024))
+	if !sess.fitsLocked(len(b)) {
 		o.mu.Unlock()
 		<-sess.posts
 		sess.kill(protocol.ReasonSlowConsumer)
 		return
 	}
-	first := o.pushLocked(qframe{b: encode(make([]byte, 0, 1024)), n: 1})
+	o.bytes += len(b)
+	first := o.pushLocked(qframe{b: b, n: 1})
 	o.merge = true
 	o.replies++
 	o.mu.Unlock()
@@ -193,12 +232,13 @@ func (sess *session) writeLoop() {
 					return
 				default:
 				}
-				k, n := nextMessage(rest)
-				if err := w.write(rest[:k]); err != nil {
+				k, n, size := nextMessage(rest)
+				if err := w.write(rest[:k], size); err != nil {
 					sess.kill("write failed")
 					sess.conn.CloseNow()
 					return
 				}
+				sess.out.sent(size)
 				rest = rest[k:]
 				frames += n
 				writes++
@@ -215,14 +255,29 @@ func (sess *session) writeLoop() {
 }
 
 // nextMessage returns how many entries from the start of q go into one
-// message (at most maxCoalesce frames, at least one entry) and how many
-// frames they hold.
-func nextMessage(q []qframe) (entries, frames int) {
-	for entries < len(q) && (entries == 0 || frames+q[entries].n <= maxCoalesce) {
-		frames += q[entries].n
+// message (at least one entry; more only while they hold at most
+// maxCoalesce frames and protocol.CoalesceBytes bytes), how many frames
+// they hold and their bytes (without the separating newlines).
+func nextMessage(q []qframe) (entries, frames, size int) {
+	for entries < len(q) {
+		e := &q[entries]
+		if entries > 0 && (frames+e.n > maxCoalesce || size+entries+len(e.b) > protocol.CoalesceBytes) {
+			break
+		}
+		frames += e.n
+		size += len(e.b)
 		entries++
 	}
-	return entries, frames
+	return entries, frames, size
+}
+
+// entriesSize returns the bytes of entries.
+func entriesSize(entries []qframe) int {
+	n := 0
+	for _, e := range entries {
+		n += len(e.b)
+	}
+	return n
 }
 
 // msgPool holds the buffers coalesced messages are built in, shared by
@@ -244,13 +299,14 @@ func (sess *session) newWriter() *writer {
 	return &writer{sess: sess, timer: t}
 }
 
-// write sends entries as one message, separated by newlines.
-func (w *writer) write(entries []qframe) error {
+// write sends entries, of size bytes, as one message, separated by
+// newlines.
+func (w *writer) write(entries []qframe, size int) error {
 	if len(entries) == 1 {
 		return w.writeMsg(entries[0].b)
 	}
 	bp := msgPool.Get().(*[]byte)
-	msg := (*bp)[:0]
+	msg := slices.Grow((*bp)[:0], size+len(entries))
 	for i, e := range entries {
 		if i > 0 {
 			msg = append(msg, '\n')
@@ -258,8 +314,10 @@ func (w *writer) write(entries []qframe) error {
 		msg = append(msg, e.b...)
 	}
 	err := w.writeMsg(msg)
-	*bp = msg
-	msgPool.Put(bp)
+	if cap(msg) <= 2*protocol.CoalesceBytes { // not a final flush's one-off
+		*bp = msg
+		msgPool.Put(bp)
+	}
 	return err
 }
 
@@ -270,9 +328,14 @@ func (w *writer) writeMsg(b []byte) error {
 	return err
 }
 
-// flushAndClose sends what is still queued after taken (bounded), the
-// final error frame with the reason, and closes the connection.
+// flushAndClose sends what is still queued after taken (bounded: one
+// message), the final error frame with the reason, and closes the
+// connection. A slow consumer gets the final frame alone: what was queued
+// for it is discarded.
 func (sess *session) flushAndClose(w *writer, taken []qframe) {
+	rest, _ := sess.take(nil)
+	queued := append(taken, rest...)
+	defer func() { sess.out.sent(entriesSize(queued)) }()
 	reason := sess.reason
 	if reason == "session closed" {
 		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead)
@@ -282,20 +345,17 @@ func (sess *session) flushAndClose(w *writer, taken []qframe) {
 	if reason == protocol.ReasonShutdown {
 		status = websocket.StatusGoingAway
 	}
+	var msg []qframe
 	if reason != protocol.ReasonSlowConsumer {
-		rest, _ := sess.take(nil)
-		var msg []qframe
-		frames := 0
-		for _, e := range append(taken, rest...) {
-			if frames+e.n >= maxCoalesce { // keep room for the final frame
-				break
-			}
-			msg = append(msg, e)
-			frames += e.n
+		k, frames, _ := nextMessage(queued)
+		if k > 0 && frames >= maxCoalesce { // keep room for the final frame
+			k--
 		}
-		final := protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)))
-		w.write(append(msg, qframe{b: final, n: 1}))
+		msg = queued[:k:k]
 	}
+	final := protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)))
+	msg = append(msg, qframe{b: final, n: 1})
+	w.write(msg, entriesSize(msg))
 	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead)
 }
 

@@ -26,6 +26,12 @@ type Admin struct {
 	Key  ed25519.PublicKey
 }
 
+// DefaultQueueBytes is the default of Config.QueueBytes: room for a full
+// history page (4 MiB) beside a burst of deliveries, while ten readers
+// that fall behind a flood of bodies escaped to six times their size keep
+// the server under 300 MiB (docs/PERFORMANCE.md).
+const DefaultQueueBytes = 8 << 20
+
 // Config configures a Server. The zero value of every field but DataDir
 // (or Ephemeral) is a usable default.
 type Config struct {
@@ -39,7 +45,8 @@ type Config struct {
 	Logger *slog.Logger
 	// SnapshotEvery writes a snapshot after this many events (default 10 000).
 	SnapshotEvery int
-	// MaxBody caps body and sealed.ciphertext in bytes (default 64 KiB).
+	// MaxBody caps body and sealed.ciphertext in bytes (default 64 KiB,
+	// at most protocol.MaxBodyCeiling).
 	MaxBody int
 	// RateLimit is posts and whispers per second per session (default 20,
 	// burst RateBurst, default 40); negative disables it.
@@ -70,6 +77,10 @@ type Config struct {
 	// verdict before it expires (default 5 min; expiry is announced at the
 	// next ReapInterval tick, and an expired request is refused at once).
 	PermissionTTL time.Duration
+	// QueueBytes is each session's outbound budget in bytes: frames queued
+	// for it and not yet written (default DefaultQueueBytes). A session
+	// over either bound is dropped as a slow consumer.
+	QueueBytes int
 	// WriteTimeout bounds one WebSocket write (default 10 s).
 	WriteTimeout time.Duration
 	// NoSync skips fsync (tests and benchmarks only).
@@ -140,6 +151,9 @@ func (c Config) withDefaults() Config {
 	if c.PermissionTTL <= 0 {
 		c.PermissionTTL = DefaultPermissionTTL
 	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
@@ -197,6 +211,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if !cfg.Ephemeral && cfg.DataDir == "" {
 		return nil, errors.New("server: Config.DataDir is required unless Config.Ephemeral is set")
+	}
+	if cfg.MaxBody > protocol.MaxBodyCeiling {
+		return nil, fmt.Errorf("--max-body %d is over the ceiling of %d bytes (a body escaped in JSON must fit in one %d-byte message)",
+			cfg.MaxBody, protocol.MaxBodyCeiling, protocol.MaxMessage)
 	}
 	cfg = cfg.withDefaults()
 	base, origin, err := parsePublicURL(cfg.PublicURL)

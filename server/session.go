@@ -49,7 +49,9 @@ type session struct {
 	// outbox.
 	posts chan struct{}
 
-	lastSeen atomic.Int64 // unix nanos of the last inbound frame
+	// lastSeen is the unix nanos of the last sign of life from the
+	// client: a frame, or a WebSocket ping or pong (see serveWS).
+	lastSeen *atomic.Int64
 	limiter  *bucket
 
 	// subs is guarded by hub.mu.
@@ -76,6 +78,11 @@ func (sess *session) kill(reason string) {
 		case "session closed":
 			sess.log.Debug("session ended")
 		case protocol.ReasonShutdown:
+		case protocol.ReasonSlowConsumer:
+			sess.srv.metrics.slowDrops.Add(1)
+			bytes, entries := sess.out.usage()
+			sess.log.Warn("slow consumer dropped: its queued frames are discarded", "queued_bytes", bytes, "queued_frames", entries,
+				"budget_bytes", sess.srv.cfg.QueueBytes, "budget_frames", sess.srv.cfg.QueueLen)
 		default:
 			sess.log.Info("session dropped", "reason", reason)
 		}
@@ -94,9 +101,16 @@ func isUpgrade(r *http.Request) bool {
 // life. done is called once the connection has ended.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	w.Header().Set("X-Conclave-Server-Id", s.serverID)
+	// WebSocket pings and pongs from the client count as liveness, so
+	// that a client that only listens stays connected: the reaper pings
+	// quiet sessions, and every WebSocket library answers pings.
+	seen := new(atomic.Int64)
+	alive := func() { seen.Store(time.Now().UnixNano()) }
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{protocol.Subprotocol},
 		InsecureSkipVerify: true, // non-browser clients; no cookies or ambient authority exist
+		OnPingReceived:     func(context.Context, []byte) bool { alive(); return true },
+		OnPongReceived:     func(context.Context, []byte) { alive() },
 	})
 	if err != nil {
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
@@ -106,7 +120,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	s.metrics.connections.Add(1)
 	conn.SetReadLimit(protocol.MaxFramePreAuth)
 
-	sess, herr := s.handshake(conn)
+	sess, herr := s.handshake(conn, seen)
 	if herr != nil {
 		s.metrics.rejected(herr.Code)
 		s.log.Debug("handshake refused", "remote", r.RemoteAddr, "code", herr.Code, "reason", herr.Message)
@@ -140,7 +154,8 @@ func (s *Server) runSession(sess *session, done func()) {
 		sess.kill(protocol.ReasonShutdown)
 	}
 	sess.log.Info("session established")
-	sess.send(&protocol.Frame{Type: protocol.TEstablished, Path: sess.path, Admin: ptrBool(sess.actor.ServerAdmin), ServerID: s.serverID})
+	sess.send(&protocol.Frame{Type: protocol.TEstablished, Path: sess.path, Admin: ptrBool(sess.actor.ServerAdmin), ServerID: s.serverID,
+		MaxBody: s.cfg.MaxBody, MaxMessage: protocol.MaxMessage})
 
 	writerDone := make(chan struct{})
 	go func() {
@@ -196,7 +211,7 @@ func ptrBool(b bool) *bool { return &b }
 
 // handshake runs hello, challenge, [register,] auth. Nothing durable is
 // written before the signature is verified.
-func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
+func (s *Server) handshake(conn *websocket.Conn, seen *atomic.Int64) (*session, *protocol.Error) {
 	// The timeout tells the client and closes the connection, which ends
 	// a pending read. (A read with an expiring context would close the
 	// connection before the reason could be sent.)
@@ -330,12 +345,13 @@ func (s *Server) handshake(conn *websocket.Conn) (*session, *protocol.Error) {
 	sess := &session{
 		readCtx: readCtx, cancelRead: cancelRead,
 		srv: s, conn: conn, path: path, user: user, machine: machine, bridge: bridge,
-		actor: projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user), Bridge: bridge},
-		log:   s.log.With("session", path),
-		out:   outbox{wake: make(chan struct{}, 1)},
-		dead:  make(chan struct{}),
-		posts: make(chan struct{}, 4*s.cfg.QueueLen),
-		subs:  make(map[string]struct{}),
+		actor:    projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user), Bridge: bridge},
+		log:      s.log.With("session", path),
+		out:      outbox{wake: make(chan struct{}, 1)},
+		dead:     make(chan struct{}),
+		posts:    make(chan struct{}, 4*s.cfg.QueueLen),
+		subs:     make(map[string]struct{}),
+		lastSeen: seen,
 	}
 	if s.cfg.RateLimit > 0 {
 		sess.limiter = newBucket(s.cfg.RateLimit, s.cfg.RateBurst)

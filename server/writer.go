@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
@@ -182,6 +183,9 @@ func (s *Server) rebuildAfterFailure() {
 // reaper drops sessions that have been silent for IdleTimeout.
 func (s *Server) reaper() {
 	defer s.wg.Done()
+	var pings sync.WaitGroup
+	defer pings.Wait()
+	slots := make(chan struct{}, maxPings)
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
 	for {
@@ -190,8 +194,35 @@ func (s *Server) reaper() {
 			s.hub.reap(now.Add(-s.cfg.IdleTimeout))
 			s.relay.expire(now)
 			s.admit.sweep(now)
+			s.pingQuiet(now.Add(-s.cfg.ReapInterval), slots, &pings)
 		case <-s.stop:
 			return
 		}
+	}
+}
+
+// maxPings bounds the WebSocket pings in flight at once.
+const maxPings = 256
+
+// pingQuiet sends a WebSocket ping to every session quiet since cutoff, so
+// that a healthy client that only listens answers with a pong, which
+// counts as liveness (see serveWS). Each ping waits for its pong in a
+// goroutine of its own, at most one reap interval; at most maxPings are
+// in flight (a session skipped now is pinged at the next round).
+func (s *Server) pingQuiet(cutoff time.Time, slots chan struct{}, pings *sync.WaitGroup) {
+	for _, sess := range s.hub.matching(func(sess *session) bool { return sess.lastSeen.Load() < cutoff.UnixNano() }) {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return
+		}
+		pings.Add(1)
+		go func() {
+			defer pings.Done()
+			ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.ReapInterval)
+			sess.conn.Ping(ctx)
+			cancel()
+			<-slots
+		}()
 	}
 }

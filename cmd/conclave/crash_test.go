@@ -80,7 +80,7 @@ func (s *crashServer) logText() string {
 
 // crashServe starts `conclave serve` and waits until it listens; a server
 // that does not start fails the test with its log.
-func crashServe(t *testing.T, addr, dir string, extra ...string) *crashServer {
+func crashServe(t testing.TB, addr, dir string, extra ...string) *crashServer {
 	t.Helper()
 	args := append([]string{"serve", "--bind", addr, "--data-dir", dir}, extra...)
 	cmd := exec.Command(binary, args...)

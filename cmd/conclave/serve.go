@@ -27,7 +27,8 @@ type ServeCmd struct {
 	TLSKey        string   `help:"Private key for --tls-cert (PEM)." name:"tls-key" env:"CONCLAVE_TLS_KEY" type:"existingfile"`
 	MetricsBind   string   `help:"Serve /metrics on this address only, instead of on the main listener." env:"CONCLAVE_METRICS_BIND"`
 	SnapshotEvery int      `help:"Write a snapshot every N events." default:"10000" env:"CONCLAVE_SNAPSHOT_EVERY"`
-	MaxBody       int      `help:"Largest message body in bytes." default:"65536" env:"CONCLAVE_MAX_BODY"`
+	MaxBody       int      `help:"Largest message body in bytes (at most 1048576)." default:"65536" env:"CONCLAVE_MAX_BODY"`
+	QueueBytes    int      `help:"Bytes queued for one session and not yet written before it is dropped as a slow consumer." default:"8388608" env:"CONCLAVE_QUEUE_BYTES"`
 	RateLimit     float64  `help:"Posts and whispers per second per session (burst twice that); 0 disables." default:"20" env:"CONCLAVE_RATE_LIMIT"`
 	MaxConnsPerIP int      `name:"max-conns-per-ip" help:"Concurrent connections from one address; 0 disables." default:"10000" env:"CONCLAVE_MAX_CONNS_PER_IP"`
 	HandshakesIP  float64  `name:"handshakes-per-ip" help:"Handshakes per second from one address; 0 disables." default:"1000" env:"CONCLAVE_HANDSHAKES_PER_IP"`
@@ -53,7 +54,8 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	cfg := server.Config{
 		DataDir: c.DataDir, Ephemeral: c.Ephemeral, Admins: admins, Logger: logger,
 		SnapshotEvery: c.SnapshotEvery, MaxBody: c.MaxBody, RateLimit: c.RateLimit, RateBurst: int(2 * c.RateLimit),
-		Version: version, Revision: buildRevision(), MetricsSeparate: c.MetricsBind != "", PublicURL: c.PublicURL,
+		QueueBytes: c.QueueBytes,
+		Version:    version, Revision: buildRevision(), MetricsSeparate: c.MetricsBind != "", PublicURL: c.PublicURL,
 	}
 	if c.RateLimit <= 0 {
 		cfg.RateLimit = -1

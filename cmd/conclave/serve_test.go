@@ -26,7 +26,7 @@ import (
 
 // freeAddr returns a loopback address that was free a moment ago, so a
 // restarted server can come back on the same URL.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
