@@ -67,6 +67,10 @@ func attackSlowReaderFlood(t *testing.T, h *hostile) {
 		peak = max(peak, b)
 		h.carolSees = append(h.carolSees, "channel_msg:ops:alice/wa/s")
 	}
+	// It reads again: what reached it before the drop, then the reason
+	// (the server's write to it waits for that, up to WriteTimeout).
+	<-locked
+	h.mallory.readMu.Unlock()
 	if peak > budget+frame {
 		t.Errorf("the server held %d bytes for the slow reader, budget %d", peak, budget)
 	}
@@ -74,10 +78,7 @@ func attackSlowReaderFlood(t *testing.T, h *hostile) {
 		t.Errorf("conclave_slow_consumer_drops_total = %d, want 1", n)
 	}
 	t.Logf("dropped after %d posts (%d bytes each on the wire), at most %d bytes queued", sent, frame, peak)
-	// It reads again: what reached it before the drop, then the reason.
-	<-locked
-	h.mallory.readMu.Unlock()
-	last := h.mallory.waitClosed()
+	last := waitClosedWithin(t, h.mallory, 2*time.Minute) // decoding the backlog is slow under -race
 	wantErr(t, "the slow reader's last frame", last, protocol.CodeUnauthorized, protocol.ReasonSlowConsumer)
 	if !strings.Contains(last.Message, "whispers are not stored") {
 		t.Errorf("the drop reason %q does not say that queued whispers are lost", last.Message)
@@ -226,8 +227,42 @@ func TestMaxBodyCeiling(t *testing.T) {
 	a.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
 	b.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
 	big := escapedBody(protocol.MaxBodyCeiling)
-	a.ok(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", Body: &big})
-	if d := b.nextOfType(protocol.TChannelMsg); d.Body == nil || len(*d.Body) != len(big) {
-		t.Fatalf("the largest body did not arrive whole")
+	a.sendFrame(&protocol.Frame{Type: protocol.TChannelMsg, ID: "big", Channel: "ops", Body: &big})
+	// Escaping six megabytes is slow under the race detector: wait longer
+	// than next does.
+	for _, c := range []*client{a, b} {
+		select {
+		case f, ok := <-c.frames:
+			switch {
+			case !ok:
+				t.Fatal("connection closed")
+			case c == a && f.Type != protocol.TAck:
+				t.Fatalf("the largest body: %+v", f)
+			case c == b && (f.Body == nil || len(*f.Body) != len(big)):
+				t.Fatalf("the largest body did not arrive whole")
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the largest body was neither acknowledged nor delivered")
+		}
+	}
+}
+
+// waitClosedWithin is client.waitClosed with a deadline of d.
+func waitClosedWithin(t *testing.T, c *client, d time.Duration) *protocol.Frame {
+	t.Helper()
+	var last *protocol.Frame
+	timeout := time.After(d)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return last
+			}
+			if f.Type == protocol.TError {
+				last = f
+			}
+		case <-timeout:
+			t.Fatalf("connection still open after %v", d)
+		}
 	}
 }

@@ -156,8 +156,8 @@ func TestHostileClients(t *testing.T) {
 		{"a post flood beyond the rate limit", Config{RateLimit: 5, RateBurst: 5}, attackPostFlood},
 		{"an admin-event flood beyond the rate limit", Config{AdminRate: 1, AdminBurst: 6}, attackAdminFlood},
 		{"a connection flood from one address", Config{MaxConnsPerIP: 40, HandshakesPerIP: -1}, attackConnFlood},
-		{"slow readers of a flood of escaped bodies", Config{QueueBytes: 2 << 20, WriteTimeout: 20 * time.Second}, attackSlowReaderFlood},
-		{"a paused reader of more coalesced bytes than its read limit", Config{QueueBytes: 256 << 20, WriteTimeout: time.Minute, NoSync: true}, attackCoalescedOverLimit},
+		{"slow readers of a flood of escaped bodies", Config{QueueBytes: 2 << 20, WriteTimeout: time.Minute, IdleTimeout: 10 * time.Minute}, attackSlowReaderFlood},
+		{"a paused reader of more coalesced bytes than its read limit", Config{QueueBytes: 256 << 20, WriteTimeout: 10 * time.Minute, IdleTimeout: 10 * time.Minute, NoSync: true}, attackCoalescedOverLimit},
 		{"clients that only listen", Config{IdleTimeout: time.Second, ReapInterval: 100 * time.Millisecond}, attackListenOnly},
 	}
 	for _, a := range attacks {

@@ -338,7 +338,7 @@ func (sess *session) flushAndClose(w *writer, taken []qframe) {
 	defer func() { sess.out.sent(entriesSize(queued)) }()
 	reason := sess.reason
 	if reason == "session closed" {
-		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead)
+		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead, closeWait)
 		return
 	}
 	status := websocket.StatusPolicyViolation
@@ -356,7 +356,14 @@ func (sess *session) flushAndClose(w *writer, taken []qframe) {
 	final := protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)))
 	msg = append(msg, qframe{b: final, n: 1})
 	w.write(msg, entriesSize(msg))
-	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead)
+	// A slow consumer has a backlog to read before it gets to the close:
+	// give it as long as a write, or it would answer after the
+	// connection is gone, and its kernel would discard the reason unread.
+	wait := closeWait
+	if reason == protocol.ReasonSlowConsumer {
+		wait = sess.srv.cfg.WriteTimeout
+	}
+	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead, wait)
 }
 
 // readPool holds the buffers incoming messages are read into: a session's

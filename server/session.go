@@ -179,7 +179,7 @@ func sendFinal(conn *websocket.Conn, e *protocol.Error, status websocket.StatusC
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	conn.Write(ctx, websocket.MessageText, protocol.MustEncode(protocol.ErrorFrame("", e)))
 	cancel()
-	closeConn(conn, status, truncateReason(e.Message), cancelRead)
+	closeConn(conn, status, truncateReason(e.Message), cancelRead, closeWait)
 }
 
 // closeWait bounds how long a close waits for the peer's close frame: a
@@ -187,11 +187,12 @@ func sendFinal(conn *websocket.Conn, e *protocol.Error, status websocket.StatusC
 // connection for the library's default five seconds.
 const closeWait = 500 * time.Millisecond
 
-// closeConn closes conn with a close handshake bounded by closeWait. The
-// handshake needs the read lock, which a pending read holds until the peer
-// answers; past closeWait, cancelRead (if not nil) cancels that read, and
-// a cancelled read closes the connection at once.
-func closeConn(conn *websocket.Conn, status websocket.StatusCode, reason string, cancelRead func()) {
+// closeConn closes conn with a close handshake bounded by wait (closeWait,
+// but for a slow consumer). The handshake needs the read lock, which a
+// pending read holds until the peer answers; past wait, cancelRead (if not
+// nil) cancels that read, and a cancelled read closes the connection at
+// once.
+func closeConn(conn *websocket.Conn, status websocket.StatusCode, reason string, cancelRead func(), wait time.Duration) {
 	done := make(chan struct{})
 	go func() {
 		conn.Close(status, reason)
@@ -199,7 +200,7 @@ func closeConn(conn *websocket.Conn, status websocket.StatusCode, reason string,
 	}()
 	select {
 	case <-done:
-	case <-time.After(closeWait):
+	case <-time.After(wait):
 		if cancelRead != nil {
 			cancelRead()
 		}
