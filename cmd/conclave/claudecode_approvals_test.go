@@ -57,10 +57,11 @@ func claudeCodeApprovals(t *testing.T, version string) {
 			verdict := filepath.Join(t.TempDir(), "verdict.log")
 			proof := filepath.Join(t.TempDir(), "proof")
 			// In the background (drive.py waits for the trigger): bob's
-			// message starts the model's turn; once the phone lists the
-			// request, tc.machine answers it.
+			// message starts the model's turn; once the phone lists this
+			// run's request (by its session, so that nothing left from an
+			// earlier case is picked), tc.machine answers it.
 			trigger := "(" + cli(bob) + ` send --channel ops "please run the check";` +
-				` i=0; while [ $i -lt 600 ]; do id=$(` + cli(machines["phone"]) + ` --json approvals | sed -n 's/.*"request_id":"\([A-Za-z0-9_-]*\)".*/\1/p' | head -n1);` +
+				` i=0; while [ $i -lt 600 ]; do id=$(` + cli(machines["phone"]) + ` --json approvals | tr '}' '\n' | grep '/agent-` + tc.name + `"' | sed -n 's/.*"request_id":"\([A-Za-z0-9_-]*\)".*/\1/p' | head -n1);` +
 				` [ -n "$id" ] && break; i=$((i+1)); sleep 0.2; done;` +
 				` echo "id=$id"; ` + cli(machines[tc.machine]) + " " + tc.verb + ` "$id"; echo "rc=$?"; sleep 1; ` + cli(machines["phone"]) + ` approvals) >` + shQuote(verdict) + ` 2>&1 &`
 			seconds := 120

@@ -102,6 +102,7 @@ ansi = re.compile(rb'\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Z0-9]
 screen = open(f'{RUN}/screen.log', 'wb')
 answered = set()
 buf = b''
+pending = b''
 t_start = time.time(); t_trigger = None
 t_end = time.time() + a.seconds
 # terminal size
@@ -116,6 +117,13 @@ while time.time() < t_end:
             break
         if not data:
             break
+        # An escape sequence may be split across two reads: keep an
+        # unfinished one for the next read, so none of it reaches the text.
+        data = pending + data
+        pending = b''
+        esc = data.rfind(b'\x1b')
+        if esc >= 0 and not ansi.match(data, esc) and len(data) - esc < 64:
+            data, pending = data[:esc], data[esc:]
         clean = ansi.sub(b'', data)
         screen.write(clean); screen.flush()
         buf = (buf + clean)[-20000:]
