@@ -192,7 +192,7 @@ func (c *Conn) Request(ctx context.Context, f *protocol.Frame) (*protocol.Frame,
 
 func replyOrError(r *protocol.Frame) (*protocol.Frame, error) {
 	if r.Type == protocol.TError {
-		return nil, &protocol.Error{Code: r.Code, Message: r.Message}
+		return nil, r.AsError()
 	}
 	return r, nil
 }
@@ -292,7 +292,7 @@ func (c *Conn) dispatch(f *protocol.Frame) {
 		return
 	case protocol.TError:
 		c.mu.Lock()
-		c.dropped = &protocol.Error{Code: f.Code, Message: f.Message}
+		c.dropped = f.AsError()
 		c.mu.Unlock()
 	}
 	select {

@@ -191,7 +191,7 @@ func TestServerDropsSession(t *testing.T) {
 		if _, err := s.read(ctx); err != nil { // a request that gets no reply
 			return
 		}
-		s.send(ctx, &protocol.Frame{Type: protocol.TError, Code: protocol.CodeUnauthorized, Message: protocol.ReasonSuperseded})
+		s.send(ctx, protocol.ErrorFrame("", protocol.ReasonSuperseded.Err()))
 		s.ws.Close(websocket.StatusPolicyViolation, "superseded")
 	}
 	c := dialFake(t, f, nil)
@@ -201,12 +201,12 @@ func TestServerDropsSession(t *testing.T) {
 		t.Fatalf("Request error = %v, want ErrNoResponse with the reason", err)
 	}
 	ev := nextEvent(t, c)
-	if ev.Type != protocol.TError || ev.Message != protocol.ReasonSuperseded {
+	if ev.Type != protocol.TError || protocol.Reason(ev.Reason) != protocol.ReasonSuperseded || ev.Message != protocol.ReasonSuperseded.Text() {
 		t.Errorf("event = %+v, want the drop notice", ev)
 	}
 	<-c.Done()
 	var pe *protocol.Error
-	if err := c.Err(); !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized || !strings.Contains(err.Error(), "server ended the session") {
+	if err := c.Err(); !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized || pe.Reason != protocol.ReasonSuperseded || !strings.Contains(err.Error(), "server ended the session") {
 		t.Errorf("Err() = %v, want the server's reason", err)
 	}
 	if _, ok := <-c.Events(); ok {

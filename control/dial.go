@@ -347,7 +347,7 @@ func (h *handshake) expect(ctx context.Context, typ string) (*protocol.Frame, er
 	case typ:
 		return f, nil
 	case protocol.TError:
-		return nil, &protocol.Error{Code: f.Code, Message: f.Message}
+		return nil, f.AsError()
 	}
 	return nil, fmt.Errorf("connect to %s: expected %s from the server, got %s", h.o.URL, typ, f.Type)
 }

@@ -21,9 +21,9 @@ const (
 //
 // Worth retrying: a lost or refused transport, a timeout, an HTTP answer
 // other than the upgrade (a server still starting answers 503), and the
-// server's own temporary reasons — "server shutting down" (it is
-// restarting), "idle timeout: no heartbeat", a slow-consumer drop,
-// "handshake timed out", and `internal` refusals.
+// server's own temporary reasons ([protocol.Reason.Temporary]: shutting
+// down or restarting, an idle timeout, a slow-consumer drop, a handshake
+// timeout), and `internal` and `rate_limited` refusals.
 //
 // Not worth retrying: any other refusal or drop by the server (a session
 // superseded by a newer one, a revoked machine key, a removed user, a
@@ -39,14 +39,7 @@ func Reconnectable(err error) bool {
 	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == protocol.CodeInternal, pe.Code == protocol.CodeRateLimited:
-			return true
-		case pe.Message == protocol.ReasonShutdown, pe.Message == protocol.ReasonIdle,
-			pe.Message == protocol.ReasonSlowConsumer, pe.Message == protocol.ReasonHandshake:
-			return true
-		}
-		return false
+		return pe.Code == protocol.CodeInternal || pe.Code == protocol.CodeRateLimited || pe.Reason.Temporary()
 	}
 	return true
 }

@@ -12,8 +12,13 @@ import (
 )
 
 func TestReconnectable(t *testing.T) {
-	drop := func(msg string) error {
-		return fmt.Errorf("server ended the session: %w", &protocol.Error{Code: protocol.CodeUnauthorized, Message: msg})
+	drop := func(r protocol.Reason) error {
+		return fmt.Errorf("server ended the session: %w", r.Err())
+	}
+	// What a server from before reason codes sent: the message alone.
+	legacy := func(r protocol.Reason) error {
+		f := &protocol.Frame{Type: protocol.TError, Code: protocol.CodeUnauthorized, Message: r.Text()}
+		return fmt.Errorf("server ended the session: %w", f.AsError())
 	}
 	cases := []struct {
 		err  error
@@ -27,12 +32,18 @@ func TestReconnectable(t *testing.T) {
 		{drop(protocol.ReasonShutdown), true},
 		{drop(protocol.ReasonIdle), true},
 		{drop(protocol.ReasonSlowConsumer), true},
-		{&protocol.Error{Code: protocol.CodeUnauthorized, Message: protocol.ReasonShutdown}, true}, // refused handshake
+		{protocol.ReasonShutdown.Err(), true}, // refused handshake
+		{legacy(protocol.ReasonShutdown), true},
+		{legacy(protocol.ReasonIdle), true},
+		{legacy(protocol.ReasonSuperseded), false},
+		{drop(protocol.ReasonHandshake), true},
+		{drop(protocol.ReasonTooLarge), false},
+		{&protocol.Error{Code: protocol.CodeUnauthorized, Message: protocol.ReasonShutdown.Text()}, false}, // text alone is not a reason
 		{&protocol.Error{Code: protocol.CodeInternal, Message: "server is shutting down"}, true},
 		{drop(protocol.ReasonSuperseded), false},
 		{drop(protocol.ReasonMachineGone), false},
 		{drop(protocol.ReasonUserRemoved), false},
-		{drop("some reason a newer server invented"), false},
+		{drop("some_reason_a_newer_server_invented"), false},
 		{&protocol.Error{Code: protocol.CodeUnauthorized, Message: "unknown machine key"}, false},
 		{&protocol.Error{Code: protocol.CodeNotFound, Message: `no such channel "ops"`}, false},
 		{fmt.Errorf("pin: %w", identity.ErrServerIDMismatch), false},

@@ -37,6 +37,9 @@ func (c Code) Known() bool {
 type Error struct {
 	Code    Code
 	Message string
+	// Reason is set on the refusal that ends a session (the id-less
+	// error frame a dropped session gets last, or a refused handshake).
+	Reason Reason
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -61,19 +64,75 @@ func NoSuchChannelOrInvite(name string) *Error {
 	return Errorf(CodeNotFound, "no such channel %q, or the invite is invalid, used up or expired", name)
 }
 
-// Reasons sent with an "error" frame when the server drops a session.
+// Reason is why the server drops a session: a stable code carried in the
+// "reason" field of the id-less error frame that ends it, beside the
+// human message ([Reason.Text]). Clients branch on the code, never on the
+// text. Reasons are append-only: their values cross the wire.
+type Reason string
+
+// Drop reasons.
 const (
-	ReasonSuperseded  = "session superseded by a newer connection for the same path"
-	ReasonIdle        = "idle timeout: no heartbeat"
-	ReasonMachineGone = "machine key revoked"
+	ReasonSuperseded  Reason = "superseded"      // a newer connection for the same path
+	ReasonIdle        Reason = "idle"            // no heartbeat
+	ReasonMachineGone Reason = "machine_revoked" // the session's machine key was revoked
 	// ReasonUnknownKey refuses a login whose key is not enrolled (never
 	// was, or was revoked, or its user was removed).
-	ReasonUnknownKey  = "unknown machine key"
-	ReasonUserRemoved = "user removed from this server"
+	ReasonUnknownKey  Reason = "unknown_key"
+	ReasonUserRemoved Reason = "user_removed" // the session's user was removed
 	// ReasonSlowConsumer: the session's outbound queue went over its
 	// budget (bytes or frames). What was queued for it is discarded:
 	// channel posts can be read again with read_since, whispers cannot.
-	ReasonSlowConsumer = "slow consumer: outbound queue over budget; what was queued is dropped (posts stay in history; whispers are not stored)"
-	ReasonShutdown     = "server shutting down"
-	ReasonHandshake    = "handshake timed out"
+	ReasonSlowConsumer Reason = "slow_consumer"
+	ReasonShutdown     Reason = "shutdown"          // the server is stopping or restarting
+	ReasonHandshake    Reason = "handshake_timeout" // the handshake took too long
+	ReasonTooLarge     Reason = "too_large"         // the client sent a message over MaxFramePostAuth
 )
+
+// reasons holds each reason's message and whether it is temporary.
+var reasons = map[Reason]struct {
+	text      string
+	temporary bool
+}{
+	ReasonSuperseded:   {"session superseded by a newer connection for the same path", false},
+	ReasonIdle:         {"idle timeout: no heartbeat", true},
+	ReasonMachineGone:  {"machine key revoked", false},
+	ReasonUnknownKey:   {"unknown machine key", false},
+	ReasonUserRemoved:  {"user removed from this server", false},
+	ReasonSlowConsumer: {"slow consumer: outbound queue over budget; what was queued is dropped (posts stay in history; whispers are not stored)", true},
+	ReasonShutdown:     {"server shutting down", true},
+	ReasonHandshake:    {"handshake timed out", true},
+	ReasonTooLarge:     {fmt.Sprintf("frame larger than %d bytes", MaxFramePostAuth), false},
+}
+
+// Text returns the reason's message, the one sent beside it.
+func (r Reason) Text() string {
+	if d, ok := reasons[r]; ok {
+		return d.text
+	}
+	return string(r)
+}
+
+// Temporary reports whether a client dropped for r should reconnect
+// later: the server is restarting, the session idled or fell behind, the
+// handshake was slow. The other reasons will not go away by retrying.
+func (r Reason) Temporary() bool { return reasons[r].temporary }
+
+// Err returns the unauthorized refusal that carries r.
+func (r Reason) Err() *Error {
+	return &Error{Code: CodeUnauthorized, Message: r.Text(), Reason: r}
+}
+
+// reasonOfText recognises the message of a server that sent no reason
+// code (before reasons had codes), so that new clients still tell a
+// restarting server from a refusal.
+func reasonOfText(code Code, msg string) Reason {
+	if code != CodeUnauthorized {
+		return ""
+	}
+	for r, d := range reasons {
+		if d.text == msg {
+			return r
+		}
+	}
+	return ""
+}

@@ -303,12 +303,18 @@ func (f *Frame) PayloadSize() int {
 
 // ErrorFrame builds an error reply for request id (empty for unprompted).
 func ErrorFrame(id string, e *Error) *Frame {
-	return &Frame{Type: TError, ID: id, Code: e.Code, Message: e.Message}
+	return &Frame{Type: TError, ID: id, Code: e.Code, Message: e.Message, Reason: string(e.Reason)}
 }
 
 // AsError returns the *Error carried by an error frame.
+// Its Reason is the frame's reason code; from a server that sent none, the
+// reason whose message the frame carries.
 func (f *Frame) AsError() *Error {
-	return &Error{Code: f.Code, Message: f.Message}
+	r := Reason(f.Reason)
+	if r == "" {
+		r = reasonOfText(f.Code, f.Message)
+	}
+	return &Error{Code: f.Code, Message: f.Message, Reason: r}
 }
 
 // String names a frame for logs: its type and id, never its contents.

@@ -184,7 +184,7 @@ func TestUserRemoveCascades(t *testing.T) {
 	b.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "bobs", Visibility: "private"})
 	b.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "bobs"})
 	a.ok(&protocol.Frame{Type: protocol.TUserRemove, User: "bob"})
-	if last := b.waitClosed(); last == nil || last.Message != protocol.ReasonUserRemoved {
+	if last := b.waitClosed(); last == nil || protocol.Reason(last.Reason) != protocol.ReasonUserRemoved {
 		t.Fatalf("bob's last frame = %+v", last)
 	}
 	if l := a.ok(&protocol.Frame{Type: protocol.TListChannels}); len(l.Channels) != 0 {

@@ -117,7 +117,7 @@ func TestMachinesAddListRemove(t *testing.T) {
 	}
 	a.ok(&protocol.Frame{Type: protocol.TMachineRemove, Machine: "laptop"})
 	last := on.waitClosed()
-	if last == nil || last.Message != protocol.ReasonMachineGone {
+	if last == nil || protocol.Reason(last.Reason) != protocol.ReasonMachineGone {
 		t.Fatalf("laptop session's last frame = %+v", last)
 	}
 	if _, f := env.handshake(laptop, "again", nil); f.Code != protocol.CodeUnauthorized {
@@ -132,7 +132,7 @@ func TestRemovingOwnMachineAcksBeforeDrop(t *testing.T) {
 	if r.Type != protocol.TAck || r.Detail != "wa" {
 		t.Fatalf("reply = %+v, want ack", r)
 	}
-	if last := a.waitClosed(); last == nil || last.Message != protocol.ReasonMachineGone {
+	if last := a.waitClosed(); last == nil || protocol.Reason(last.Reason) != protocol.ReasonMachineGone {
 		t.Fatalf("last frame = %+v", last)
 	}
 }
@@ -166,7 +166,7 @@ func TestShutdownClosesSessionsWithReason(t *testing.T) {
 	if err := env.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if last := a.waitClosed(); last == nil || last.Message != protocol.ReasonShutdown {
+	if last := a.waitClosed(); last == nil || protocol.Reason(last.Reason) != protocol.ReasonShutdown {
 		t.Fatalf("last frame = %+v", last)
 	}
 }

@@ -293,7 +293,7 @@ func TestIdleSessionsAreReaped(t *testing.T) {
 	for f := idle.next(t); f != nil; f = idle.next(t) {
 		last = f
 	}
-	if last == nil || last.Message != protocol.ReasonIdle {
+	if last == nil || protocol.Reason(last.Reason) != protocol.ReasonIdle {
 		t.Fatalf("idle session's last frame = %+v", last)
 	}
 	if env.srv.hub.lookup("alive/m/s") == nil {

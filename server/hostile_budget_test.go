@@ -79,7 +79,10 @@ func attackSlowReaderFlood(t *testing.T, h *hostile) {
 	}
 	t.Logf("dropped after %d posts (%d bytes each on the wire), at most %d bytes queued", sent, frame, peak)
 	last := waitClosedWithin(t, h.mallory, 2*time.Minute) // decoding the backlog is slow under -race
-	wantErr(t, "the slow reader's last frame", last, protocol.CodeUnauthorized, protocol.ReasonSlowConsumer)
+	wantErr(t, "the slow reader's last frame", last, protocol.CodeUnauthorized, protocol.ReasonSlowConsumer.Text())
+	if protocol.Reason(last.Reason) != protocol.ReasonSlowConsumer {
+		t.Errorf("the slow reader's last frame has reason %q, want %q", last.Reason, protocol.ReasonSlowConsumer)
+	}
 	if !strings.Contains(last.Message, "whispers are not stored") {
 		t.Errorf("the drop reason %q does not say that queued whispers are lost", last.Message)
 	}

@@ -619,7 +619,7 @@ func attackSlowLoris(t *testing.T, h *hostile) {
 		if r.err != nil {
 			t.Fatalf("slow-loris client: %v", r.err)
 		}
-		if !bytes.Contains(r.got, []byte(protocol.ReasonHandshake)) {
+		if !bytes.Contains(r.got, []byte(protocol.ReasonHandshake.Text())) {
 			t.Errorf("slow-loris client read %q, want the %q refusal", r.got, protocol.ReasonHandshake)
 		}
 		if r.took > 3*time.Second {
@@ -697,7 +697,7 @@ func attackHalfOpen(t *testing.T, h *hostile) {
 			c.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 			var got []byte
 			buf := make([]byte, 512)
-			for !bytes.Contains(got, []byte(protocol.ReasonHandshake)) {
+			for !bytes.Contains(got, []byte(protocol.ReasonHandshake.Text())) {
 				n, err := c.br.Read(buf)
 				got = append(got, buf[:n]...)
 				if err != nil {
@@ -1077,7 +1077,7 @@ func attackReRegisterRemoved(t *testing.T, h *hostile) {
 	h.alice.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "quiet"})
 	h.alice.ok(&protocol.Frame{Type: protocol.TBan, Channel: "quiet", User: "bob"})
 	h.root.ok(&protocol.Frame{Type: protocol.TUserRemove, User: "bob"})
-	if last := bob.waitClosed(); last == nil || last.Message != protocol.ReasonUserRemoved {
+	if last := bob.waitClosed(); last == nil || protocol.Reason(last.Reason) != protocol.ReasonUserRemoved {
 		t.Fatalf("bob's session ended with %+v", last)
 	}
 

@@ -242,7 +242,7 @@ func (h *hub) rename(ch, newName string) {
 }
 
 // kill drops every session selected by keep with reason.
-func (h *hub) kill(keep func(*session) bool, reason string) {
+func (h *hub) kill(keep func(*session) bool, reason protocol.Reason) {
 	for _, sess := range h.matching(keep) {
 		sess.kill(reason)
 	}
@@ -258,7 +258,7 @@ func (h *hub) reap(cutoff time.Time) int {
 }
 
 // closeAll drops every session (at shutdown).
-func (h *hub) closeAll(reason string) {
+func (h *hub) closeAll(reason protocol.Reason) {
 	h.kill(func(*session) bool { return true }, reason)
 }
 

@@ -234,7 +234,7 @@ func (sess *session) writeLoop() {
 				}
 				k, n, size := nextMessage(rest)
 				if err := w.write(rest[:k], size); err != nil {
-					sess.kill("write failed")
+					sess.kill(reasonWriteFailed)
 					sess.conn.CloseNow()
 					return
 				}
@@ -337,7 +337,7 @@ func (sess *session) flushAndClose(w *writer, taken []qframe) {
 	queued := append(taken, rest...)
 	defer func() { sess.out.sent(entriesSize(queued)) }()
 	reason := sess.reason
-	if reason == "session closed" {
+	if reason == reasonClosed {
 		closeConn(sess.conn, websocket.StatusNormalClosure, "", sess.cancelRead, closeWait)
 		return
 	}
@@ -353,7 +353,7 @@ func (sess *session) flushAndClose(w *writer, taken []qframe) {
 		}
 		msg = queued[:k:k]
 	}
-	final := protocol.MustEncode(protocol.ErrorFrame("", protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)))
+	final := protocol.MustEncode(protocol.ErrorFrame("", reason.Err()))
 	msg = append(msg, qframe{b: final, n: 1})
 	w.write(msg, entriesSize(msg))
 	// A slow consumer has a backlog to read before it gets to the close:
@@ -363,7 +363,7 @@ func (sess *session) flushAndClose(w *writer, taken []qframe) {
 	if reason == protocol.ReasonSlowConsumer {
 		wait = sess.srv.cfg.WriteTimeout
 	}
-	closeConn(sess.conn, status, truncateReason(reason), sess.cancelRead, wait)
+	closeConn(sess.conn, status, truncateReason(reason.Text()), sess.cancelRead, wait)
 }
 
 // readPool holds the buffers incoming messages are read into: a session's

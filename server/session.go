@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -40,7 +39,7 @@ type session struct {
 
 	dead     chan struct{}
 	killOnce sync.Once
-	reason   string // set once, before dead is closed
+	reason   protocol.Reason // set once, before dead is closed
 
 	// posts holds a token per post whose reply (ack or error) has not
 	// yet left the outbox for the network: a session that pipelines more
@@ -67,7 +66,7 @@ func (sess *session) send(f *protocol.Frame) {
 
 // kill drops the session: it leaves presence at once, and its writer sends
 // a final error frame with reason and closes the connection.
-func (sess *session) kill(reason string) {
+func (sess *session) kill(reason protocol.Reason) {
 	sess.killOnce.Do(func() {
 		sess.reason = reason
 		close(sess.dead)
@@ -75,7 +74,7 @@ func (sess *session) kill(reason string) {
 		sess.srv.hub.detach(sess)
 		sess.srv.relay.drop(sess)
 		switch reason {
-		case "session closed":
+		case reasonClosed:
 			sess.log.Debug("session ended")
 		case protocol.ReasonShutdown:
 		case protocol.ReasonSlowConsumer:
@@ -84,7 +83,7 @@ func (sess *session) kill(reason string) {
 			sess.log.Warn("slow consumer dropped: its queued frames are discarded", "queued_bytes", bytes, "queued_frames", entries,
 				"budget_bytes", sess.srv.cfg.QueueBytes, "budget_frames", sess.srv.cfg.QueueLen)
 		default:
-			sess.log.Info("session dropped", "reason", reason)
+			sess.log.Info("session dropped", "reason", reason.Text())
 		}
 	})
 }
@@ -136,7 +135,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	s.hub.mu.Lock()
 	if s.closing.Load() {
 		s.hub.mu.Unlock()
-		sendFinal(conn, protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonShutdown), websocket.StatusGoingAway, nil)
+		sendFinal(conn, protocol.ReasonShutdown.Err(), websocket.StatusGoingAway, nil)
 		done()
 		return
 	}
@@ -163,7 +162,7 @@ func (s *Server) runSession(sess *session, done func()) {
 		sess.writeLoop()
 	}()
 	sess.readLoop()
-	sess.kill("session closed")
+	sess.kill(reasonClosed)
 	<-writerDone
 	sess.cancelRead()
 	s.metrics.sessions.Add(-1)
@@ -171,7 +170,14 @@ func (s *Server) runSession(sess *session, done func()) {
 
 // errHandshakeTimeout is returned once the timeout has already told the
 // client and closed the connection.
-var errHandshakeTimeout = protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonHandshake)
+var errHandshakeTimeout = protocol.ReasonHandshake.Err()
+
+// Ends of a session that the client is not told: it closed the connection
+// itself, or a write to it failed (the connection is gone).
+const (
+	reasonClosed      protocol.Reason = "closed"
+	reasonWriteFailed protocol.Reason = "write_failed"
+)
 
 // sendFinal writes one error frame and closes the connection.
 // cancelRead, if not nil, cancels a read that may be pending on conn.
@@ -228,7 +234,7 @@ func (s *Server) handshake(conn *websocket.Conn, seen *atomic.Int64) (*session, 
 	}
 	timer := time.AfterFunc(s.cfg.HandshakeTimeout, expire(errHandshakeTimeout, websocket.StatusPolicyViolation))
 	defer timer.Stop()
-	stopWatch := context.AfterFunc(s.stopCtx, expire(protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonShutdown), websocket.StatusGoingAway))
+	stopWatch := context.AfterFunc(s.stopCtx, expire(protocol.ReasonShutdown.Err(), websocket.StatusGoingAway))
 	defer stopWatch()
 	read := func() (*protocol.Frame, *protocol.Error) {
 		typ, b, err := conn.Read(ctx)
@@ -338,7 +344,7 @@ func (s *Server) handshake(conn *websocket.Conn, seen *atomic.Int64) (*session, 
 	user, machine, ok := s.state.UserByKey(pub)
 	s.mu.RUnlock()
 	if !ok {
-		return nil, protocol.Errorf(protocol.CodeUnauthorized, "%s", protocol.ReasonUnknownKey)
+		return nil, protocol.ReasonUnknownKey.Err()
 	}
 	path := protocol.SessionPath{User: user, Machine: machine, Session: hello.Session}.String()
 	bridge := hello.Role == protocol.RoleBridge
@@ -371,7 +377,7 @@ func asProtoErr(err error) *protocol.Error {
 		return pe
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return protocol.Errorf(protocol.CodeUnauthorized, protocol.ReasonHandshake)
+		return protocol.ReasonHandshake.Err()
 	}
 	return protocol.Errorf(protocol.CodeInternal, "internal error")
 }
@@ -397,7 +403,7 @@ func (sess *session) readLoop() {
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				sess.srv.metrics.rejected(protocol.CodeTooLarge)
-				sess.kill(fmt.Sprintf("frame larger than %d bytes", protocol.MaxFramePostAuth))
+				sess.kill(protocol.ReasonTooLarge)
 			}
 			return
 		}

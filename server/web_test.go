@@ -215,7 +215,7 @@ func TestEnrollmentLinkWorksOnce(t *testing.T) {
 	// Removing the browser's machine drops its session.
 	web := env.login(browser, "web-5")
 	alice.ok(&protocol.Frame{Type: protocol.TMachineRemove, Machine: "phone"})
-	if last := web.waitClosed(); last == nil || last.Message != protocol.ReasonMachineGone {
+	if last := web.waitClosed(); last == nil || protocol.Reason(last.Reason) != protocol.ReasonMachineGone {
 		t.Fatalf("browser session after machine remove: %+v", last)
 	}
 }

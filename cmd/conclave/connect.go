@@ -93,7 +93,7 @@ func (g *Globals) dial(ctx context.Context, srv *identity.Server, key ed25519.Pr
 	})
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		if pe.Code == protocol.CodeUnauthorized && pe.Message == protocol.ReasonUnknownKey {
+		if pe.Reason == protocol.ReasonUnknownKey {
 			return nil, &notEnrolledError{url: srv.URL, machine: srv.Machine, err: err}
 		}
 		return nil, fmt.Errorf("log in to %s: %w", srv.URL, err)

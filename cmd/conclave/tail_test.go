@@ -142,8 +142,8 @@ func (c *scriptConn) expect(ctx context.Context, typ string, check func(f *proto
 }
 
 // drop ends the session with a drop reason, as the server does.
-func (c *scriptConn) drop(ctx context.Context, reason string) {
-	c.send(ctx, &protocol.Frame{Type: protocol.TError, Code: protocol.CodeUnauthorized, Message: reason})
+func (c *scriptConn) drop(ctx context.Context, reason protocol.Reason) {
+	c.send(ctx, protocol.ErrorFrame("", reason.Err()))
 	c.ws.Close(websocket.StatusPolicyViolation, "")
 }
 
@@ -290,7 +290,7 @@ func TestTailRereadsWhenQuiet(t *testing.T) {
 	if want := "[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n"; out != want {
 		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
 	}
-	if err == nil || !strings.Contains(err.Error(), protocol.ReasonMachineGone) {
+	if err == nil || !strings.Contains(err.Error(), protocol.ReasonMachineGone.Text()) {
 		t.Errorf("tail ended with %v, want the drop reason", err)
 	}
 }

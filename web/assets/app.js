@@ -156,7 +156,7 @@ async function connect(token) {
       fail(err);
       return;
     }
-    if (err.code === "unauthorized" && /unknown machine key|revoked/.test(err.message)) {
+    if (err.reason === "unknown_key" || err.reason === "machine_revoked") {
       revoked(err);
       return;
     }
@@ -208,7 +208,7 @@ function onClose(err) {
   for (const c of state.chans.values()) c.joined = false;
   $("input").disabled = true;
   $("send").disabled = true;
-  if (err.code === "unauthorized" && /revoked|removed from this server/.test(err.message)) {
+  if (err.reason === "machine_revoked" || err.reason === "user_removed") {
     revoked(err);
     return;
   }

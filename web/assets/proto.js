@@ -86,9 +86,10 @@ function authMessage(serverID, nonce, session) {
 // ProtocolError is a refusal from the server: code (protocol §8) and a
 // message safe to show.
 export class ProtocolError extends Error {
-  constructor(code, message) {
+  constructor(code, message, reason) {
     super(message);
     this.code = code;
+    this.reason = reason || ""; // a drop reason code (docs/PROTOCOL.md §5), if any
   }
 }
 
@@ -138,7 +139,7 @@ export class Conn {
             continue;
           }
           if (f.type === "error") {
-            this.lastError = new ProtocolError(f.code, f.message);
+            this.lastError = new ProtocolError(f.code, f.message, f.reason);
             continue; // the close follows
           }
           if (stage === "hello" && f.type === "challenge") {
@@ -181,11 +182,11 @@ export class Conn {
     if (f.id && this.pending.has(f.id)) {
       const p = this.pending.get(f.id);
       this.pending.delete(f.id);
-      if (f.type === "error") p.reject(new ProtocolError(f.code, f.message));
+      if (f.type === "error") p.reject(new ProtocolError(f.code, f.message, f.reason));
       else p.resolve(f);
       return;
     }
-    if (f.type === "error" && !f.id) this.lastError = new ProtocolError(f.code, f.message);
+    if (f.type === "error" && !f.id) this.lastError = new ProtocolError(f.code, f.message, f.reason);
     this.onFrame(f);
   }
 
