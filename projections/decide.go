@@ -462,12 +462,15 @@ func (d decider) approverGate(machine string) (*userState, *protocol.Error) {
 		}
 	} else if u.approversSet {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized,
-			"not authorized: your approver list was set up and has since been emptied; it cannot be bootstrapped again")
+			"not authorized: your approver list was set up and has since been emptied; a server admin can restore one machine with `conclave machine approver add NAME --user %s`", d.actor.User)
 	}
 	return u, nil
 }
 
 func (d decider) approverAdd(c ApproverAdd) ([]Event, *protocol.Error) {
+	if c.User != "" && c.User != d.actor.User {
+		return d.approverRestore(c)
+	}
 	u, err := d.approverGate(c.Machine)
 	if err != nil {
 		return nil, err
@@ -487,4 +490,29 @@ func (d decider) approverRemove(c ApproverRemove) ([]Event, *protocol.Error) {
 		return nil, nil
 	}
 	return d.one(EvApproverRemoved, MachineData{User: d.actor.User, Machine: c.Machine})
+}
+
+// approverRestore is a server admin putting a machine on the approver
+// list of another user whose list is empty: without it, a user whose
+// approver machines were all removed or revoked could never set one up
+// again (the list bootstraps from any machine only once).
+func (d decider) approverRestore(c ApproverAdd) ([]Event, *protocol.Error) {
+	if !d.actor.ServerAdmin {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "not authorized: only a server admin may change another user's approver list")
+	}
+	if err := protocol.CheckName(c.Machine); err != nil {
+		return nil, malformedName("machine name", c.Machine, err)
+	}
+	u, ok := d.s.users[c.User]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no user named %q", c.User)
+	}
+	if _, ok := u.machines[c.Machine]; !ok {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no machine named %q of user %s", c.Machine, c.User)
+	}
+	if approvers := d.s.Approvers(c.User); len(approvers) > 0 {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized,
+			"not authorized: %s has approver machines (%s); only a session on one of them may change the list", c.User, strings.Join(approvers, ", "))
+	}
+	return d.one(EvApproverAdded, MachineData{User: c.User, Machine: c.Machine})
 }

@@ -164,8 +164,13 @@ type (
 	Unban struct{ Channel, User string }
 	Kick  struct{ Channel, Target string }
 	// ApproverAdd puts one of the actor's own machines on the actor's
-	// approver list; ApproverRemove takes it off.
-	ApproverAdd    struct{ Machine string }
+	// approver list; ApproverRemove takes it off. A server admin may name
+	// another User whose list is empty, to restore one approver machine
+	// (the way out once a user's list has been emptied).
+	ApproverAdd struct {
+		Machine string
+		User    string // empty: the actor's own user
+	}
 	ApproverRemove struct{ Machine string }
 )
 

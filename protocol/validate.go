@@ -235,6 +235,14 @@ func (f *Frame) Validate() error {
 			return Errorf(CodeMalformed, "invalid from: %v", err)
 		}
 	case TApproverAdd, TApproverRemove:
+		if f.User != "" {
+			if f.Type == TApproverRemove {
+				return Errorf(CodeMalformed, "approver_remove takes no user")
+			}
+			if err := name("user name", f.User); err != nil {
+				return err
+			}
+		}
 		return name("machine name", f.Machine)
 	case TError:
 		if !f.Code.Known() {

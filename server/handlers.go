@@ -107,7 +107,7 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		}
 		return nil, nil // ack already sent by the effect
 	case protocol.TApproverAdd:
-		err := s.submit(ctx, sess.actor, projections.ApproverAdd{Machine: f.Machine}, nil)
+		err := s.submit(ctx, sess.actor, projections.ApproverAdd{Machine: f.Machine, User: f.User}, nil)
 		return ack(f.Machine), err
 	case protocol.TApproverRemove:
 		err := s.submit(ctx, sess.actor, projections.ApproverRemove{Machine: f.Machine}, nil)

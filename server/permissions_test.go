@@ -121,7 +121,7 @@ func TestApproverListRules(t *testing.T) {
 	if got := approvers(t, e.laptop); got != "" {
 		t.Fatalf("approvers after machine remove = %q, want none", got)
 	}
-	wantMessage(t, e.laptop.fail(addApprover("laptop"), protocol.CodeUnauthorized), "cannot be bootstrapped again")
+	wantMessage(t, e.laptop.fail(addApprover("laptop"), protocol.CodeUnauthorized), "has since been emptied")
 	wantMessage(t, agent.fail(permReq("abcde"), protocol.CodeNotFound), "not relayed")
 
 	// The audit trail shows every change, with its actor.
@@ -170,7 +170,7 @@ func TestApproverListSurvivesRestart(t *testing.T) {
 			}
 			laptop.fail(addApprover("laptop"), protocol.CodeUnauthorized)
 			bob := env.login(e.bobKey, "cli-1")
-			wantMessage(t, bob.fail(addApprover("laptop"), protocol.CodeUnauthorized), "cannot be bootstrapped again")
+			wantMessage(t, bob.fail(addApprover("laptop"), protocol.CodeUnauthorized), "has since been emptied")
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			env.srv.Shutdown(ctx)

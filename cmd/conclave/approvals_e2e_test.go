@@ -154,3 +154,39 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 	watch.interrupt()
 	tail.interrupt()
 }
+
+// TestApproverListRestoredByAdmin: once alice's only approver machine is
+// revoked, her list cannot be set up again from her own machines (an agent
+// with a shell there could otherwise name itself); a server admin restores
+// one machine, and only while her list is empty.
+func TestApproverListRestoredByAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	url, _, _ := startServer(t, "--admin", "root", "--rate-limit", "0")
+	tmp := t.TempDir()
+	env := func(name string) []string { return []string{"CONCLAVE_CONFIG_DIR=" + filepath.Join(tmp, name)} }
+	root, bob, l, p := env("root"), env("bob"), env("laptop"), env("phone")
+	ok(t, root, "register", "root", "--server", url)
+	ok(t, bob, "register", "bob", "--server", url)
+	ok(t, l, "register", "alice", "--server", url, "--machine", "laptop")
+	ok(t, l, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, p, "key")))
+	ok(t, l, "machine", "approver", "add", "phone")
+	ok(t, l, "machine", "remove", "phone")
+
+	fails(t, 1, "a server admin can restore one machine with `conclave machine approver add NAME --user alice`", l, "machine", "approver", "add", "laptop")
+	fails(t, 1, "only a server admin may change another user's approver list", bob, "machine", "approver", "add", "laptop", "--user", "alice")
+	fails(t, 1, `no machine named "phone" of user alice`, root, "machine", "approver", "add", "phone", "--user", "alice")
+	fails(t, 1, `no user named "carol"`, root, "machine", "approver", "add", "laptop", "--user", "carol")
+	if out := ok(t, root, "machine", "approver", "add", "laptop", "--user", "alice"); out != "✓ laptop is an approver machine of alice\n" {
+		t.Errorf("admin restore printed %q", out)
+	}
+	fails(t, 1, "alice has approver machines (laptop)", root, "machine", "approver", "add", "laptop", "--user", "alice")
+	if out := ok(t, l, "machine", "list"); !strings.Contains(out, "\tapprover") {
+		t.Errorf("machine list after the restore = %q", out)
+	}
+	// From the restored machine alice runs her list again.
+	if out := ok(t, l, "approvals"); out != "no pending permission requests\n" {
+		t.Errorf("approvals on the restored machine = %q", out)
+	}
+}

@@ -27,6 +27,7 @@ type MachineApproverCmd struct {
 type ApproverAddCmd struct {
 	serverFlag
 	Name string `arg:"" help:"The machine (see 'conclave machine list')."`
+	User string `name:"user" placeholder:"USER" help:"As a server admin: restore an approver machine of USER, whose list is empty (once set up and emptied, a list cannot be set up again by its user)."`
 }
 
 // ApproverRemoveCmd takes a machine off the caller's approver list.
@@ -37,25 +38,33 @@ type ApproverRemoveCmd struct {
 
 // Run asks the server and prints `✓ NAME is an approver machine`.
 func (c *ApproverAddCmd) Run(ctx context.Context, g *Globals) error {
-	return approverChange(ctx, g, c.Server, protocol.TApproverAdd, c.Name, "%s is an approver machine")
+	if c.User != "" {
+		if err := checkName("user name", c.User); err != nil {
+			return err
+		}
+		return approverChange(ctx, g, c.Server, &protocol.Frame{Type: protocol.TApproverAdd, Machine: c.Name, User: c.User}, "%s is an approver machine of "+c.User)
+	}
+	return approverChange(ctx, g, c.Server, &protocol.Frame{Type: protocol.TApproverAdd, Machine: c.Name}, "%s is an approver machine")
 }
 
 // Run asks the server and prints `✓ NAME is no longer an approver machine`.
 func (c *ApproverRemoveCmd) Run(ctx context.Context, g *Globals) error {
-	return approverChange(ctx, g, c.Server, protocol.TApproverRemove, c.Name, "%s is no longer an approver machine")
+	return approverChange(ctx, g, c.Server, &protocol.Frame{Type: protocol.TApproverRemove, Machine: c.Name}, "%s is no longer an approver machine")
 }
 
-func approverChange(ctx context.Context, g *Globals, server, typ, name, format string) error {
+func approverChange(ctx context.Context, g *Globals, server string, f *protocol.Frame, format string) error {
+	name, add := f.Machine, f.Type == protocol.TApproverAdd
 	if err := checkName("machine name", name); err != nil {
 		return err
 	}
-	if _, _, err := g.oneShot(ctx, server, &protocol.Frame{Type: typ, Machine: name}, protocol.TAck); err != nil {
+	if _, _, err := g.oneShot(ctx, server, f, protocol.TAck); err != nil {
 		return err
 	}
 	return g.done(struct {
 		Machine  string `json:"machine"`
+		User     string `json:"user,omitempty"`
 		Approver bool   `json:"approver"`
-	}{name, typ == protocol.TApproverAdd}, format, name)
+	}{name, f.User, add}, format, name)
 }
 
 // MachineAddCmd enrolls a key under the caller's user.
