@@ -9,7 +9,8 @@ import (
 )
 
 // TestClaudeCodeApprovals runs the bridge under the real Claude Code, each
-// version in claudeCodeVersions. The fake model calls Bash, which is not
+// version in claudeCodeVersions (the newest in --permission-mode manual,
+// see approvalMode). The fake model calls Bash, which is not
 // pre-allowed, so Claude Code shows its permission dialog and sends the
 // bridge a permission_request. alice's phone is her approver machine, her
 // desk is not:
@@ -21,15 +22,23 @@ import (
 // In every case the model is shown nothing of the request.
 func TestClaudeCodeApprovals(t *testing.T) {
 	requireClaudeCode(t)
-	// Only 2.1.197 for now: 2.1.337 runs in "auto mode", whose classifier
-	// decides instead of the dialog and which opens with a billing notice
-	// the rig does not answer, so no permission_request is sent.
-	for _, version := range []string{"2.1.197"} {
-		t.Run(version, func(t *testing.T) { claudeCodeApprovals(t, version) })
+	for _, version := range claudeCodeVersions {
+		t.Run(version, func(t *testing.T) { claudeCodeApprovals(t, version, approvalMode(version)) })
 	}
 }
 
-func claudeCodeApprovals(t *testing.T, version string) {
+// approvalMode is the --permission-mode under which version shows its
+// permission dialog. Newer Claude Code starts in "auto" mode, whose
+// classifier decides before any dialog, so nothing is relayed; a user who
+// wants a person to answer runs it with --permission-mode manual (docs/CLI.md).
+func approvalMode(version string) string {
+	if version == "2.1.197" {
+		return "" // the default mode shows the dialog
+	}
+	return "manual"
+}
+
+func claudeCodeApprovals(t *testing.T, version, mode string) {
 	claude := claudeCodeBin(t, version)
 	w := newWorld(t, nil, "alice", "bob")
 	alice, bob := w.dirs["alice"], w.dirs["bob"]
@@ -55,6 +64,7 @@ func claudeCodeApprovals(t *testing.T, version string) {
 		t.Run(tc.name, func(t *testing.T) {
 			marker := "rig-tool-ran-" + tc.name
 			verdict := filepath.Join(t.TempDir(), "verdict.log")
+			done := verdict + ".done" // the trigger is finished
 			proof := filepath.Join(t.TempDir(), "proof")
 			// In the background (drive.py waits for the trigger): bob's
 			// message starts the model's turn; once the phone lists this
@@ -63,10 +73,12 @@ func claudeCodeApprovals(t *testing.T, version string) {
 			trigger := "(" + cli(bob) + ` send --channel ops "please run the check";` +
 				` i=0; while [ $i -lt 600 ]; do id=$(` + cli(machines["phone"]) + ` --json approvals | tr '}' '\n' | grep '/agent-` + tc.name + `"' | sed -n 's/.*"request_id":"\([A-Za-z0-9_-]*\)".*/\1/p' | head -n1);` +
 				` [ -n "$id" ] && break; i=$((i+1)); sleep 0.2; done;` +
-				` echo "id=$id"; ` + cli(machines[tc.machine]) + " " + tc.verb + ` "$id"; echo "rc=$?"; sleep 1; ` + cli(machines["phone"]) + ` approvals) >` + shQuote(verdict) + ` 2>&1 &`
-			seconds := 120
+				` echo "id=$id"; ` + cli(machines[tc.machine]) + " " + tc.verb + ` "$id"; echo "rc=$?"; sleep 1; ` + cli(machines["phone"]) + ` approvals; touch ` + shQuote(done) + `) >` + shQuote(verdict) + ` 2>&1 &`
+			// With nothing answering, the refused case ends once the
+			// trigger is done, the dialog still up.
+			stopFile := ""
 			if tc.name == "refused" {
-				seconds = 60 // nothing answers: the run ends by time, the dialog still up
+				stopFile = done
 			}
 			r := runClaudeCode(t, rigOptions{
 				Claude:    claude,
@@ -74,7 +86,8 @@ func claudeCodeApprovals(t *testing.T, version string) {
 				Trigger:   trigger,
 				Script:    []fakeStep{{Name: "Bash", Input: map[string]any{"command": "echo " + marker + " > " + proof + " && cat " + proof, "description": "Write a marker file"}}},
 				Allow:     []string{"mcp__conclave__send_channel"},
-				Seconds:   seconds,
+				Mode:      mode,
+				StopFile:  stopFile,
 			})
 			r.assertChannelsDelivered()
 			out, _ := os.ReadFile(verdict)

@@ -106,6 +106,8 @@ type rigOptions struct {
 	TriggerOn string   // the debug-log text that fires Trigger instead (drive.py --trigger-on)
 	Script    []fakeStep
 	Allow     []string // pre-approved tools (--allowedTools)
+	Mode      string   // --permission-mode, when set
+	StopFile  string   // stop once this file exists (the trigger writes it when done)
 	StopWhen  []string // stop once the model's requests contain all of these (default: a tool_result)
 	Project   string   // run Claude Code in this prepared directory
 	Prompt    string   // type this prompt so that a turn happens
@@ -150,6 +152,12 @@ func runClaudeCode(t *testing.T, o rigOptions) *rigRun {
 			t.Fatal(err)
 		}
 		args = append(args, "--fake-script", string(s))
+	}
+	if o.StopFile != "" {
+		args = append(args, "--stop-file", o.StopFile)
+	}
+	if o.Mode != "" {
+		args = append(args, "--permission-mode", o.Mode)
 	}
 	for _, a := range o.Allow {
 		args = append(args, "--allow-tool", a)

@@ -38,6 +38,8 @@ ap.add_argument('--trigger', default=None, help='shell command run once Claude C
 ap.add_argument('--trigger-on', default='Channel notifications registered', help='the debug-log text that fires --trigger (with --no-flags: "Channel notifications skipped")')
 ap.add_argument('--fake-script', default=None, help='JSON list of {name, input, on?}: tool calls the fake model makes in order')
 ap.add_argument('--stop-when', action='append', default=None, help='stop early once the fake API request log contains this text (repeatable: all of them); default tool_result')
+ap.add_argument('--stop-file', help='stop once this file exists (written by the trigger when it is done)')
+ap.add_argument('--permission-mode', help='passed as --permission-mode (e.g. manual: the dialog, not the auto-mode classifier)')
 ap.add_argument('--allow-tool', action='append', default=[], help='pre-approve a tool (passed as --allowedTools)')
 ap.add_argument('--run-dir', default=None)
 ap.add_argument('--project', default=None, help='run Claude Code in this existing directory (trusted, kept as is) instead of a fresh one')
@@ -92,6 +94,8 @@ argv = [CLAUDE, '--strict-mcp-config', '--mcp-config', f'{RUN}/mcp.json',
         a.channel_flag, f'server:{a.name}']
 if a.allow_tool:
     argv += ['--allowedTools', ','.join(a.allow_tool)]
+if a.permission_mode:
+    argv += ['--permission-mode', a.permission_mode]
 
 pid, fd = pty.fork()
 if pid == 0:
@@ -141,6 +145,8 @@ while time.time() < t_end:
         if (t_trigger is not None and time.time() >= t_trigger + 2) if a.trigger else time.time() >= t_start + a.prompt_after:
             answered.add('prompt'); os.write(fd, a.prompt.encode()); time.sleep(0.5); os.write(fd, b'\r')
             print('[drive] typed prompt', repr(a.prompt), flush=True)
+    if a.stop_file and os.path.exists(a.stop_file):
+        print('[drive] stop file present', flush=True); time.sleep(1.5); break
     try:
         log = open(f'{RUN}/fake-api.jsonl').read()
         if stop_when and all(w in log for w in stop_when):
