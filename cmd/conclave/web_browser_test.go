@@ -523,9 +523,9 @@ func TestWebBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("input"), kb.Enter))
 	tail.expect(`^\[ops\] ` + regexp.QuoteMeta(me) + `: hello from the page$`)
 	phone.wait("the presence list", `!!document.querySelector('#presence li[data-path="alice/laptop/t1"] button')`)
-	phone.run("whisper from the page",
-		chromedp.Click(chromedp.CSS(`#presence li[data-path="alice/laptop/t1"] button`)),
-		chromedp.SendKeys(chromedp.ID("input"), "psst from the page"+kb.Enter))
+	phone.run("pick the whisper target", chromedp.Click(chromedp.CSS(`#presence li[data-path="alice/laptop/t1"] button`)))
+	phone.wait("the whisper bar", `!document.getElementById("whisper-to").hidden && document.getElementById("whisper-target").textContent === "alice/laptop/t1"`)
+	phone.run("whisper from the page", chromedp.SendKeys(chromedp.ID("input"), "psst from the page"+kb.Enter))
 	tail.expect(`^\[whisper\] ` + regexp.QuoteMeta(me) + `: psst from the page$`)
 	ok(t, w.laptop, "whisper", me, "psst from the CLI")
 	phone.run("open whispers", chromedp.Click(chromedp.ID("whispers-tab")))

@@ -10,7 +10,13 @@ const $ = (id) => document.getElementById(id);
 const WHISPERS = "\u0000whispers";
 const APPROVALS = "\u0000approvals";
 const PAGE = 100; // messages per history page
-const PRESENCE_EVERY = 10_000; // ms; also the heartbeat (the server wants one every 60 s)
+// Presence: the protocol has no join or leave events (`who` is the only
+// source, docs/PROTOCOL.md §5), so the page asks `who` for the channel on
+// screen every PRESENCE_EVERY while it is visible, at once when it becomes
+// visible again, and when a post comes from a session not in the list.
+// A hidden page asks nothing: the server's WebSocket pings, which the
+// browser answers by itself, keep the session alive.
+const PRESENCE_EVERY = 10_000; // ms
 
 const state = {
   conn: null,
@@ -26,6 +32,9 @@ const state = {
   approver: null, // true, false (approverWhy says why not), null before the first check
   approverWhy: "",
   isChanAdmin: false,
+  presence: new Set(), // the session paths in the list shown
+  presenceKey: "", // what the list shows, to redraw it only when it changes
+  presenceAsked: 0, // numbers the who requests; only the latest answer is drawn
   retry: 0,
   timer: null,
   stopped: false,
@@ -182,7 +191,9 @@ async function connect(token) {
   await checkApprovals();
   await resume();
   clearInterval(state.timer);
-  state.timer = setInterval(refreshPresence, PRESENCE_EVERY);
+  state.timer = setInterval(() => {
+    if (document.visibilityState === "visible") refreshPresence();
+  }, PRESENCE_EVERY);
 }
 
 function scheduleReconnect(err) {
@@ -423,7 +434,13 @@ function appendLive(name, m) {
 function onFrame(f) {
   switch (f.type) {
     case "channel_msg":
-      if (addMessage(f.channel, f, true) && state.view === f.channel) appendLive(f.channel, f);
+      if (addMessage(f.channel, f, true) && state.view === f.channel) {
+        appendLive(f.channel, f);
+        if (!state.presence.has(f.from)) {
+          state.presence.add(f.from); // ask once, not once per post of a burst
+          refreshPresence();
+        }
+      }
       break;
     case "whisper":
       state.whispers.push(f);
@@ -605,15 +622,21 @@ async function send() {
 async function refreshPresence() {
   if (!state.conn) return;
   const name = isChannel(state.view) ? state.view : null;
+  const asked = ++state.presenceAsked;
   let r;
   try {
     r = await state.conn.request(name ? { type: "who", channel: name } : { type: "who" });
   } catch {
     return;
   }
+  if (asked !== state.presenceAsked) return; // a later question (another view, perhaps) answers instead
+  const sessions = r.sessions || [];
+  const key = JSON.stringify([name, state.isChanAdmin, state.me?.path, sessions]);
+  if (key === state.presenceKey) return; // unchanged: keep the list (and the focus in it)
+  state.presenceKey = key;
+  state.presence = new Set(sessions);
   const ul = $("presence");
   ul.replaceChildren();
-  const sessions = r.sessions || [];
   $("presence-count").textContent = `(${sessions.length}${name ? " in #" + name : " on the server"})`;
   for (const p of sessions) {
     const li = el("li", { "data-path": p }, el("span", { class: "who", title: p, text: p + (p === state.me?.path ? " (you)" : "") }));
@@ -665,7 +688,7 @@ function drawInvites(name, invites) {
   if (!invites.length) ul.append(el("li", { class: "meta", text: "none" }));
   for (const inv of invites) {
     const info = `${inv.token.slice(0, 8)}… · ${inv.uses == null ? "∞" : inv.uses} uses · ${inv.expires_at ? "until " + new Date(inv.expires_at).toLocaleString() : "no expiry"}`;
-    ul.append(el("li", {}, el("span", { class: "who", title: inv.token, text: info }), el("button", { type: "button", class: "danger", text: "revoke", onclick: () => admin({ type: "invite_revoke", channel: name, token: inv.token }, "Invite revoked") })));
+    ul.append(el("li", { "data-token": inv.token }, el("span", { class: "who", title: inv.token, text: info }), el("button", { type: "button", class: "danger", text: "revoke", onclick: () => admin({ type: "invite_revoke", channel: name, token: inv.token }, "Invite revoked") })));
   }
 }
 
@@ -725,6 +748,9 @@ function wire() {
   $("whispers-tab").addEventListener("click", showWhispers);
   $("approvals-tab").addEventListener("click", showApprovals);
   $("theme").addEventListener("click", toggleTheme);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") refreshPresence();
+  });
   $("messages").addEventListener("scroll", () => {
     const box = $("messages");
     if (box.scrollTop < 40 && isChannel(state.view)) loadOlder(state.view).catch(fail);
