@@ -611,6 +611,26 @@ func TestWebBrowser(t *testing.T) {
 	if cards != 0 {
 		t.Fatal("a non-approver browser shows the request")
 	}
+	// Were it to answer anyway — its own key, through the page's own
+	// protocol code, in a second session — the server refuses the verdict.
+	ctx, cancel := context.WithTimeout(other.ctx, 30*time.Second)
+	refusal, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => {
+		const { Conn, loadIdentity } = await import("./proto.js");
+		const c = new Conn({ onFrame() {}, onClose() {} });
+		await c.open(await loadIdentity(), "web-verdict");
+		try {
+			await c.request({ type: "permission_verdict", request_id: "abcde", behavior: "allow", target: "alice/laptop/agent1" });
+			return "accepted";
+		} catch (e) {
+			return e.code + ": " + e.message;
+		} finally {
+			c.close();
+		}
+	})()`, chromedp.EvalAwaitPromise))
+	cancel()
+	if err != nil || !strings.HasPrefix(refusal, "unauthorized: ") || !strings.Contains(refusal, "not an approver machine") {
+		t.Fatalf("a verdict from the non-approver browser: %q (%v)", refusal, err)
+	}
 	phone.run("allow", chromedp.Click(chromedp.CSS(`#messages .approval[data-request-id="abcde"] button.allow`)))
 	v := agent.next(protocol.TPermissionVerdict)
 	if v.RequestID != "abcde" || v.Behavior != "allow" || !strings.HasPrefix(v.From, "alice/phone/web-") {
