@@ -1,8 +1,10 @@
 package agentsetup
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,64 +105,87 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, rt := range runtimes {
 		for name, seed := range seeds {
-			t.Run(rt.name+"/"+name, func(t *testing.T) {
-				root := t.TempDir()
-				home, project := filepath.Join(root, "home"), filepath.Join(root, "project")
-				os.MkdirAll(home, 0o755)
-				os.MkdirAll(project, 0o755)
-				for p, data := range seed {
-					if strings.HasPrefix(p, "HOME/") {
-						write(t, filepath.Join(home, p[5:]), data)
-					} else {
-						write(t, filepath.Join(project, p), data)
+			for _, stop := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/stop=%v", rt.name, name, stop), func(t *testing.T) {
+					root := t.TempDir()
+					home, project := filepath.Join(root, "home"), filepath.Join(root, "project")
+					os.MkdirAll(home, 0o755)
+					os.MkdirAll(project, 0o755)
+					for p, data := range seed {
+						if strings.HasPrefix(p, "HOME/") {
+							write(t, filepath.Join(home, p[5:]), data)
+						} else {
+							write(t, filepath.Join(project, p), data)
+						}
 					}
-				}
-				before := files(t, home, project)
-				o := options(home, project)
+					before := files(t, home, project)
+					o := options(home, project)
+					o.Stop = stop
 
-				p := apply(t, rt, o)
-				if !p.Changed() || p.Diff() == "" {
-					t.Fatal("setup changed nothing")
-				}
-				after := files(t, home, project)
-				for path, data := range before {
-					if !strings.HasSuffix(path, "/") && !strings.Contains(after[path], strings.TrimSpace(strings.SplitN(data, "\n", 2)[0])) {
-						t.Errorf("%s lost the user's first line", path)
+					p := apply(t, rt, o)
+					if !p.Changed() || p.Diff() == "" {
+						t.Fatal("setup changed nothing")
 					}
-				}
-				checkFormat(t, rt.name, project, home)
+					after := files(t, home, project)
+					for path, data := range before {
+						if !strings.HasSuffix(path, "/") && !strings.Contains(after[path], strings.TrimSpace(strings.SplitN(data, "\n", 2)[0])) {
+							t.Errorf("%s lost the user's first line", path)
+						}
+					}
+					checkFormat(t, rt.name, project, home, stop)
 
-				again, err := rt.plan(o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if again.Changed() || again.Diff() != "" {
-					t.Errorf("a second setup would change:\n%s", again.Diff())
-				}
+					again, err := rt.plan(o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if again.Changed() || again.Diff() != "" {
+						t.Errorf("a second setup would change:\n%s", again.Diff())
+					}
 
-				o.Remove = true
-				dry, err := rt.plan(o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !dry.Changed() {
-					t.Fatal("removal would change nothing")
-				}
-				sameFiles(t, "after a dry run", files(t, home, project), after)
+					o.Remove = true
+					dry, err := rt.plan(o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !dry.Changed() {
+						t.Fatal("removal would change nothing")
+					}
+					sameFiles(t, "after a dry run", files(t, home, project), after)
 
-				apply(t, rt, o)
-				sameFiles(t, "after removal", files(t, home, project), before)
-				if p, err := rt.plan(o); err != nil || p.Changed() {
-					t.Errorf("a second removal: %v, changed %v", err, p != nil && p.Changed())
-				}
-			})
+					apply(t, rt, o)
+					sameFiles(t, "after removal", files(t, home, project), before)
+					if p, err := rt.plan(o); err != nil || p.Changed() {
+						t.Errorf("a second removal: %v, changed %v", err, p != nil && p.Changed())
+					}
+				})
+			}
 		}
+	}
+}
+
+// TestStopHookOff: setting up again without Stop takes the Stop hook
+// (Codex) or AfterAgent hook (Gemini CLI) out and keeps the others.
+func TestStopHookOff(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt.name, func(t *testing.T) {
+			root := t.TempDir()
+			home, project := filepath.Join(root, "home"), filepath.Join(root, "project")
+			os.MkdirAll(home, 0o755)
+			os.MkdirAll(project, 0o755)
+			o := options(home, project)
+			o.Stop = true
+			apply(t, rt, o)
+			checkFormat(t, rt.name, project, home, true)
+			o.Stop = false
+			apply(t, rt, o)
+			checkFormat(t, rt.name, project, home, false)
+		})
 	}
 }
 
 // checkFormat parses what setup wrote as the runtime does and checks the
 // entries it needs.
-func checkFormat(t *testing.T, rt, project, home string) {
+func checkFormat(t *testing.T, rt, project, home string, stop bool) {
 	t.Helper()
 	switch rt {
 	case "codex":
@@ -185,9 +210,16 @@ func checkFormat(t *testing.T, rt, project, home string) {
 		if s.Command != "/opt/conclave bin/conclave" || strings.Join(s.Args, " ") != "bridge --delivery hooks --join ops" || !s.Required || s.DefaultToolsApprovalMode != "approve" {
 			t.Errorf("mcp_servers.conclave = %+v", s)
 		}
-		for _, ev := range []string{"SessionStart", "UserPromptSubmit", "PostToolUse"} {
+		want := map[string]int{"SessionStart": CodexHookTimeout, "UserPromptSubmit": CodexHookTimeout,
+			"PostToolUse": CodexHookTimeout, "PermissionRequest": CodexPermissionTimeout}
+		if stop {
+			want["Stop"] = CodexHookTimeout
+		} else if len(cfg.Hooks["Stop"]) != 0 {
+			t.Errorf("a Stop hook without stop: %+v", cfg.Hooks["Stop"])
+		}
+		for ev, timeout := range want {
 			g := cfg.Hooks[ev]
-			if len(g) == 0 || g[len(g)-1].Hooks[0].Command != "'/opt/conclave bin/conclave' hook x" || g[len(g)-1].Hooks[0].Timeout != CodexHookTimeout {
+			if len(g) == 0 || g[len(g)-1].Hooks[0].Command != "'/opt/conclave bin/conclave' hook x" || g[len(g)-1].Hooks[0].Timeout != timeout {
 				t.Errorf("hooks.%s = %+v", ev, g)
 			}
 		}
@@ -201,7 +233,7 @@ func checkFormat(t *testing.T, rt, project, home string) {
 		if _, err := toml.DecodeFile(filepath.Join(home, ".codex", "config.toml"), &user); err != nil {
 			t.Fatal(err)
 		}
-		if len(user.Hooks.State) != 3 {
+		if len(user.Hooks.State) != len(want) {
 			t.Errorf("trust entries %v", user.Hooks.State)
 		}
 		for k, v := range user.Hooks.State {
@@ -227,11 +259,12 @@ func checkFormat(t *testing.T, rt, project, home string) {
 			t.Errorf("the server is not trusted: %s", encode(s))
 		}
 		hv, _ := o.get("hooks")
-		for _, ev := range geminiEvents {
+		for _, ev := range append(slices.Clone(geminiEvents), geminiStop) {
 			gv, _ := hv.(*object).get(ev)
 			groups, _ := gv.([]any)
-			if len(groups) == 0 || !isOurGroup(groups[len(groups)-1]) {
-				t.Errorf("hooks.%s = %s", ev, encode(gv))
+			installed := len(groups) > 0 && isOurGroup(groups[len(groups)-1])
+			if want := ev != geminiStop || stop; installed != want {
+				t.Errorf("hooks.%s = %s, want it installed: %v", ev, encode(gv), want)
 			}
 		}
 	}

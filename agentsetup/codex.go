@@ -12,17 +12,41 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// CodexHookTimeout is the time limit, in seconds, that setup gives each
-// Codex hook; `conclave hook codex` answers well within it.
-const CodexHookTimeout = 10
+// Time limits, in seconds, that setup gives Codex hooks.
+const (
+	// CodexHookTimeout is the limit of the turn-boundary hooks;
+	// `conclave hook codex` answers well within it.
+	CodexHookTimeout = 10
+	// CodexPermissionTimeout is the limit of the PermissionRequest hook:
+	// how long a person has to answer from an approver machine before
+	// `conclave hook codex` (a little earlier) leaves the request to
+	// Codex's own approval prompt.
+	CodexPermissionTimeout = 120
+)
+
+// codexEvent is one Codex hook event setup installs: its name in the
+// config, its key in Codex's trust state, and its time limit.
+type codexEvent struct {
+	name, key string
+	timeout   int
+}
 
 // codexEvents are the Codex hook events setup installs, in the order
-// they are written: the session's start, each prompt, and after each tool
-// call (so that a message reaches a long turn before it ends).
-var codexEvents = []struct{ name, key string }{
-	{"SessionStart", "session_start"},
-	{"UserPromptSubmit", "user_prompt_submit"},
-	{"PostToolUse", "post_tool_use"},
+// they are written: the session's start, each prompt, after each tool
+// call (so that a message reaches a long turn before it ends), each
+// permission request (relayed to the approver machines), and, with stop,
+// the agent finishing.
+func codexEvents(stop bool) []codexEvent {
+	evs := []codexEvent{
+		{"SessionStart", "session_start", CodexHookTimeout},
+		{"UserPromptSubmit", "user_prompt_submit", CodexHookTimeout},
+		{"PostToolUse", "post_tool_use", CodexHookTimeout},
+		{"PermissionRequest", "permission_request", CodexPermissionTimeout},
+	}
+	if stop {
+		evs = append(evs, codexEvent{"Stop", "stop", CodexHookTimeout})
+	}
+	return evs
 }
 
 const (
@@ -78,7 +102,8 @@ func Codex(o *Options) (*Plan, error) {
 		proj.New = []byte(rest)
 		proj.Exists = oldExists && (strings.TrimSpace(rest) != "" || !hadBlock)
 	default:
-		block := codexBlock(o.Bridge, hookCmd)
+		events := codexEvents(o.Stop)
+		block := codexBlock(o.Bridge, hookCmd, events)
 		proj.New = []byte(appendBlock(rest, block))
 		proj.Exists = true
 		var all map[string]any
@@ -86,10 +111,10 @@ func Codex(o *Options) (*Plan, error) {
 			return nil, fmt.Errorf("%s: the conclave block does not fit into this file (%v); fix the file, then run setup again", projPath, err)
 		}
 		groups := countGroups(userTables)
-		for _, ev := range codexEvents {
+		for _, ev := range events {
 			trust = append(trust, trustEntry{
 				key:  fmt.Sprintf("%s:%s:%d:0", projPath, ev.key, groups[ev.name]),
-				hash: codexHookHash(ev.key, hookCmd, CodexHookTimeout),
+				hash: codexHookHash(ev.key, hookCmd, ev.timeout),
 			})
 		}
 	}
@@ -103,13 +128,14 @@ func Codex(o *Options) (*Plan, error) {
 	if !o.Remove {
 		p.Notes = append(p.Notes,
 			"Codex reads "+projPath+" only in a trusted project: trust "+dir+" when Codex asks, or add [projects."+tomlString(dir)+"] trust_level = \"trusted\" to "+userPath+".",
-			"The conclave MCP server's tools run without a Codex approval prompt (default_tools_approval_mode = \"approve\"): what they may do is decided by conclave's permission levels (conclave perm).")
+			"The conclave MCP server's tools run without a Codex approval prompt (default_tools_approval_mode = \"approve\"): what they may do is decided by conclave's permission levels (conclave perm).",
+			fmt.Sprintf("Codex's permission requests go to your approver machines (conclave machine approver add); with none, or when nobody answers within %d s, Codex asks in its own way.", CodexPermissionTimeout-10))
 	}
 	return p, nil
 }
 
 // codexBlock is the marked block setup appends to the project's config.
-func codexBlock(bridge []string, hookCmd string) string {
+func codexBlock(bridge []string, hookCmd string, events []codexEvent) string {
 	var sb strings.Builder
 	sb.WriteString(codexBegin + "\n")
 	sb.WriteString("[mcp_servers.conclave]\n")
@@ -121,11 +147,11 @@ func codexBlock(bridge []string, hookCmd string) string {
 	fmt.Fprintf(&sb, "args = [%s]\n", strings.Join(args, ", "))
 	sb.WriteString("required = true\n")
 	sb.WriteString("default_tools_approval_mode = \"approve\"\n")
-	for _, ev := range codexEvents {
+	for _, ev := range events {
 		fmt.Fprintf(&sb, "\n[[hooks.%s]]\n[[hooks.%s.hooks]]\n", ev.name, ev.name)
 		sb.WriteString("type = \"command\"\n")
 		fmt.Fprintf(&sb, "command = %s\n", tomlString(hookCmd))
-		fmt.Fprintf(&sb, "timeout = %d\n", CodexHookTimeout)
+		fmt.Fprintf(&sb, "timeout = %d\n", ev.timeout)
 	}
 	sb.WriteString(codexEnd + "\n")
 	return sb.String()

@@ -13,8 +13,11 @@ import (
 const GeminiHookTimeout = 10000
 
 // geminiEvents are the Gemini CLI hook events setup installs: the
-// session's start, each prompt, and after each tool call.
+// session's start, each prompt, and after each tool call; geminiStop is
+// the agent finishing, installed with Options.Stop.
 var geminiEvents = []string{"SessionStart", "BeforeAgent", "AfterTool"}
+
+const geminiStop = "AfterAgent"
 
 // geminiHookName marks setup's hooks in settings.json.
 const geminiHookName = "conclave"
@@ -51,7 +54,7 @@ func Gemini(o *Options) (*Plan, error) {
 	// or leave it out (removal).
 	_, found := servers.get("conclave")
 	servers.del("conclave")
-	for _, ev := range geminiEvents {
+	for _, ev := range append(slices.Clone(geminiEvents), geminiStop) {
 		v, ok := hooks.get(ev)
 		if !ok {
 			continue
@@ -80,7 +83,11 @@ func Gemini(o *Options) (*Plan, error) {
 		s.set("trust", true)
 		servers.set("conclave", s)
 		cmd := shellJoin(o.Hook)
-		for _, ev := range geminiEvents {
+		events := slices.Clone(geminiEvents)
+		if o.Stop {
+			events = append(events, geminiStop)
+		}
+		for _, ev := range events {
 			h := newObject()
 			h.set("type", "command")
 			h.set("name", geminiHookName)

@@ -31,6 +31,11 @@ type Options struct {
 	// CodexHome is $CODEX_HOME; empty means Home/.codex.
 	CodexHome string
 
+	// Stop also installs the hook of the agent finishing (Codex's Stop,
+	// Gemini CLI's AfterAgent), which keeps it going when a message that
+	// asks for a reply is waiting.
+	Stop bool
+
 	// Remove takes out what setup wrote instead of writing it.
 	Remove bool
 }

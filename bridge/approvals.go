@@ -16,11 +16,28 @@ import (
 // request itself, counted from the same ts_ms).
 const permissionTTL = 5 * time.Minute
 
-// permRequest is one notifications/claude/channel/permission_request that
-// Claude Code is waiting on.
+// permRequest is one permission request a runtime waits on: Claude
+// Code's notifications/claude/channel/permission_request, or a Codex
+// PermissionRequest hook (answer is then where the verdict goes).
 type permRequest struct {
 	id, tool, desc, preview string
 	asked                   time.Time
+
+	// answer, for a hook's request, receives the verdict or, once every
+	// link refused to relay the request, a refusal; nil for Claude Code.
+	// Buffered (1): sends never block.
+	answer chan permAnswer
+	// refused counts the links whose server refused the request; guarded
+	// by approvals.mu.
+	refused int
+}
+
+// permAnswer is what a hook's request ends with: a verdict, or why no
+// person can give one.
+type permAnswer struct {
+	behavior string // protocol.BehaviorAllow or BehaviorDeny; "" when refused
+	by       string // the answering session
+	refusal  string // why nothing was relayed, when behavior is ""
 }
 
 // approvals holds the permission requests Claude Code waits on, until a
@@ -102,17 +119,41 @@ func (b *Bridge) onPermissionRequest(p map[string]any) {
 	}
 }
 
+// refuse counts one link's refusal to relay r and, for a hook's request
+// that every link refused, ends its wait with that refusal.
+func (a *approvals) refuse(r *permRequest, links int, why string) {
+	a.mu.Lock()
+	r.refused++
+	all := r.refused >= links
+	a.mu.Unlock()
+	if all && r.answer != nil {
+		select {
+		case r.answer <- permAnswer{refusal: why}:
+		default:
+		}
+	}
+}
+
 // onVerdict hands a person's verdict, delivered by the server of l, to
-// Claude Code as notifications/claude/channel/permission. A verdict for a
-// request no longer pending (answered in the terminal long ago, expired,
-// or answered through another server) is dropped.
+// the runtime that waits on it: Claude Code as
+// notifications/claude/channel/permission, a hook through its answer. A
+// verdict for a request no longer pending (answered in the terminal long
+// ago, expired, a hook that gave up, or answered through another server)
+// is dropped.
 func (b *Bridge) onVerdict(l *link, f *protocol.Frame) {
 	r, ok := b.perms.take(f.RequestID)
 	if !ok {
-		l.log.Debug("verdict for a permission request no longer pending", "request", f.RequestID)
+		l.log.Info("verdict for a permission request no longer pending: dropped", "request", f.RequestID, "by", f.From)
 		return
 	}
 	l.log.Info("permission verdict", "request", r.id, "behavior", f.Behavior, "by", f.From)
+	if r.answer != nil {
+		select {
+		case r.answer <- permAnswer{behavior: f.Behavior, by: f.From}:
+		default:
+		}
+		return
+	}
 	b.out.push(methodPermission, map[string]any{"request_id": r.id, "behavior": f.Behavior})
 }
 
@@ -126,8 +167,8 @@ func (l *link) wakePermissions() {
 
 // forwardPermissions sends conn's server every live request not yet sent
 // on this connection. A refusal — the user has no approver machines, or
-// the request expired — is logged: Claude Code's terminal prompt is then
-// the only way to answer.
+// the request expired — is logged: the runtime's own prompt is then the
+// only way to answer (a hook that waits is told once every link refused).
 func (l *link) forwardPermissions(conn *control.Conn) {
 	for _, r := range l.b.perms.live(l.b.now()) {
 		key := strings.ToLower(r.id)
@@ -147,7 +188,12 @@ func (l *link) forwardPermissions(conn *control.Conn) {
 		case err == nil:
 			l.log.Info("permission request relayed to the approver machines", "request", r.id, "tool", r.tool)
 		case errors.As(err, &pe):
-			l.log.Warn("permission request not relayed: answer it in Claude Code's terminal", "request", r.id, "err", pe.Message)
+			where := "Claude Code's terminal"
+			if r.answer != nil {
+				where = "the runtime's own prompt"
+			}
+			l.log.Warn("permission request not relayed: answer it in "+where, "request", r.id, "err", pe.Message)
+			l.b.perms.refuse(r, len(l.b.links), pe.Message)
 		default:
 			// The connection ended: the next one sends it again.
 			l.log.Debug("permission request not sent", "request", r.id, "err", err)

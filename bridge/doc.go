@@ -42,6 +42,13 @@
 // every reconnect; a server that refuses it (no approver machines) is
 // logged on stderr, and Claude Code's terminal prompt remains the answer.
 //
+// Codex's PermissionRequest hook reaches the bridge through the hook
+// socket (`conclave hook codex`) and goes the same way, under a request id
+// the bridge makes; the verdict is the hook's reply instead of a
+// notification. The hook waits as long as it said it would (WaitMs);
+// when every link's server refused the request, or the wait ends, it
+// gets no decision and Codex asks in its own way.
+//
 // # Protocol era
 //
 // Claude Code 2.1.3xx opens with server/discover at MCP 2026-07-28 and,

@@ -5,12 +5,9 @@ package bridge
 // note and delimiting as Claude Code's inbox_hook, marked read because it
 // is handed out. Empty when nothing is unread, or without an inbox
 // (delivery "push").
-func (b *Bridge) turnContext(event string) string {
+func (b *Bridge) turnContext() string {
 	if b.inbox == nil {
 		return ""
-	}
-	if event == eventSessionStart || event == eventUserPromptSubmit {
-		b.stops.reset()
 	}
 	bt := b.inbox.take(hookMax)
 	return bt.text("arrived (delivered by a hook at this turn boundary)")

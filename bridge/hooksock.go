@@ -42,14 +42,23 @@ type HookRequest struct {
 	SessionID string          `json:"session_id,omitempty"` // the runtime's session id, as given to the hook
 	ToolName  string          `json:"tool_name,omitempty"`
 	ToolInput json.RawMessage `json:"tool_input,omitempty"`
+	// StopHookActive is the runtime's stop_hook_active: this Stop follows
+	// a continuation a Stop hook asked for.
+	StopHookActive bool `json:"stop_hook_active,omitempty"`
+	// WaitMs is how long a permission request may wait for a verdict
+	// (at most PermissionWaitMax); 0 means it is not relayed.
+	WaitMs int64 `json:"wait_ms,omitempty"`
 }
 
 // HookReply is the bridge's answer. Context, if not empty, is text for
-// the model, already delimited as <channel> elements. Decision is
-// "allow" or "deny" for a permission request, "" to leave it to the
-// runtime.
+// the model, already delimited as <channel> elements. Continue, for a
+// Stop, is the same kind of text when the agent is to be kept going to
+// answer it. Decision is "allow" or "deny" for a permission request, ""
+// to leave it to the runtime; Message then says who decided, or why
+// nobody did.
 type HookReply struct {
 	Context  string `json:"context,omitempty"`
+	Continue string `json:"continue,omitempty"`
 	Decision string `json:"decision,omitempty"`
 	Message  string `json:"message,omitempty"`
 	Error    string `json:"error,omitempty"`
@@ -148,6 +157,16 @@ func (b *Bridge) answerHookConn(ctx context.Context, c net.Conn) {
 	if err := json.Unmarshal(line, &req); err != nil {
 		reply.Error = "malformed hook request"
 	} else {
+		if req.WaitMs > 0 {
+			// A permission request waits for a person: the connection
+			// lives as long as its wait, and the wait ends in time to
+			// carry the reply back.
+			wait := min(time.Duration(req.WaitMs)*time.Millisecond, PermissionWaitMax)
+			_ = c.SetDeadline(time.Now().Add(wait + hookReplyMargin))
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, wait)
+			defer cancel()
+		}
 		reply = b.answerHook(ctx, &req)
 	}
 	out, _ := json.Marshal(reply) // HookReply always encodes
@@ -155,7 +174,7 @@ func (b *Bridge) answerHookConn(ctx context.Context, c net.Conn) {
 }
 
 // AskHook sends req to the bridge listening on path and returns its
-// reply.
+// reply, waiting until ctx's deadline (without one, hookConnTimeout).
 func AskHook(ctx context.Context, path string, req *HookRequest) (*HookReply, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
@@ -163,9 +182,9 @@ func AskHook(ctx context.Context, path string, req *HookRequest) (*HookReply, er
 		return nil, err
 	}
 	defer c.Close()
-	deadline := time.Now().Add(hookConnTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(hookConnTimeout)
 	}
 	_ = c.SetDeadline(deadline)
 	data, err := json.Marshal(req)

@@ -144,14 +144,31 @@ type batch struct {
 // empty reports whether the batch has nothing to say.
 func (b *batch) empty() bool { return len(b.entries) == 0 && len(b.dropped) == 0 }
 
-// urgent reports whether the batch holds a message at converse or act.
-func (b *batch) urgent() bool {
+// answerable reports whether the batch holds a message at converse or
+// act whose answer the emit budget allows now (a whisper is answered by
+// a whisper to its sender, a channel message in its channel).
+func (b *batch) answerable(bu *budget) bool {
 	for _, e := range b.entries {
-		if e.level >= identity.Converse {
+		if e.level < identity.Converse {
+			continue
+		}
+		if bu == nil || !bu.spent(e.key.server, replyScope(e.key.scope)) {
 			return true
 		}
 	}
 	return false
+}
+
+// replyScope is the emit budget's scope for an answer to an entry of
+// scope ("#channel" or "@sender"); "" for an entry without a key.
+func replyScope(scope string) string {
+	switch {
+	case strings.HasPrefix(scope, "#"):
+		return "channel " + scope[1:]
+	case strings.HasPrefix(scope, "@"):
+		return "whispers to " + scope[1:]
+	}
+	return ""
 }
 
 // peek returns the unread entries, oldest first, up to limit bytes (at

@@ -158,19 +158,30 @@ func (b *Bridge) inboxHook(ctx context.Context, a args) (string, error) {
 }
 
 // stopHook keeps the agent going, within the guard's bound, when a
-// message at converse or act is unread; notify-level messages and notices
-// wait for the next turn.
+// message it may answer is unread (see [Bridge.keepGoing]).
 func (b *Bridge) stopHook() (string, error) {
-	// The guard is asked only when a continuation would happen; lock
-	// order: the inbox's mutex, then the guard's.
-	bt, ok := b.inbox.takeIf(hookMax, func(bt *batch) bool { return bt.urgent() && b.stops.allow() })
+	text, ok := b.keepGoing()
 	if !ok {
 		return "{}", nil
 	}
-	return hookJSON(map[string]any{
-		"decision": "block",
-		"reason":   bt.text("arrived while you were finishing; one asks for a reply (converse or act), so you are kept going to answer it"),
-	})
+	return hookJSON(map[string]any{"decision": "block", "reason": text})
+}
+
+// keepGoing takes the unread messages when one of them asks for a reply
+// (converse or act) that the emit budget still lets the agent send, and
+// the guard allows one more continuation; it returns them as the text
+// the agent is kept going with. Notify-level messages and notices wait
+// for the next turn, and so does a message whose answer the budget would
+// refuse: keeping the agent going could not end in a reply.
+func (b *Bridge) keepGoing() (string, bool) {
+	// The guard is asked only when a continuation would happen; lock
+	// order: the inbox's mutex, then the guard's (the budget's is taken
+	// and released inside).
+	bt, ok := b.inbox.takeIf(hookMax, func(bt *batch) bool { return bt.answerable(b.budget) && b.stops.allow() })
+	if !ok {
+		return "", false
+	}
+	return bt.text("arrived while you were finishing; one asks for a reply (converse or act), so you are kept going to answer it"), true
 }
 
 func hookJSON(v any) (string, error) {

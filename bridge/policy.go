@@ -123,6 +123,21 @@ func (b *budget) take(server, scope string) error {
 	return nil
 }
 
+// spent reports whether the budget of scope on server is spent for the
+// last minute: a message to it now would be refused.
+func (b *budget) spent(server, scope string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	n := 0
+	for _, t := range b.sent[budgetKey{server, scope}] {
+		if now.Sub(t) < budgetWindow {
+			n++
+		}
+	}
+	return n >= b.limit
+}
+
 // refund forgets the latest message recorded for scope on server: the
 // server refused it, so nothing was emitted.
 func (b *budget) refund(server, scope string) {

@@ -23,7 +23,7 @@ type AgentSetupCmd struct {
 	Project string   `name:"project" type:"path" placeholder:"DIR" help:"The project directory (default: the current directory)."`
 	DryRun  bool     `name:"dry-run" help:"Show the diff and write nothing."`
 	Remove  bool     `name:"remove" help:"Undo an earlier setup: restore the files as they were."`
-	Stop    bool     `name:"stop-hook" help:"Also add the Stop hook: when a message at converse or act is waiting as the agent finishes, keep it going to answer (at most twice per prompt; never for notify)."`
+	Stop    bool     `name:"stop-hook" help:"Also add the Stop hook (Codex: Stop, Gemini CLI: AfterAgent): when a message at converse or act is waiting as the agent finishes, keep it going to answer (at most twice in a row; never for notify)."`
 	As      string   `name:"as" placeholder:"HANDLE" help:"Pass --as HANDLE to the bridge."`
 	Join    []string `name:"join" sep:"none" placeholder:"CHANNEL|URL#CHANNEL" help:"Pass --join to the bridge (repeatable)."`
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/conclave/conclave/control"
 	"github.com/conclave/conclave/identity"
+	"github.com/conclave/conclave/protocol"
 )
 
 // The real Codex CLI and Gemini CLI, against the fake model APIs beside
@@ -279,6 +280,109 @@ trust_level = "trusted"
 	}
 	if !strings.Contains(stdout.String(), "hook: PostToolUse") {
 		t.Errorf("no PostToolUse hook ran; output:\n%s", stdout.String())
+	}
+}
+
+// TestCodexCLIPermission: the real Codex CLI, configured only through
+// `agent setup codex`, with approvals on (`codex exec --approve-for-me`:
+// approval policy on-request), is asked by the fake model to run a
+// command outside the sandbox. Its PermissionRequest hook relays the
+// request through the bridge to alice's approver machine (her phone):
+// an answer from her laptop, where the agent runs, is refused; the
+// phone's approve lets the command run, its deny stops it and Codex
+// tells the model who denied it.
+func TestCodexCLIPermission(t *testing.T) {
+	r := newAgentRun(t, codexBinEnv)
+	laptop := []string{"CONCLAVE_CONFIG_DIR=" + r.w.dirs["alice"]}
+	phoneDir := filepath.Join(r.root, "phone")
+	phone := []string{"CONCLAVE_CONFIG_DIR=" + phoneDir}
+	ok(t, laptop, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, phone, "key")))
+	ok(t, phone, "register", "--existing", "--server", r.w.url)
+	ok(t, laptop, "machine", "approver", "add", "phone")
+	watcher := phoneConn(t, phoneDir, r.w.url)
+
+	made := filepath.Join(r.project, "made")
+	codexHome := filepath.Join(r.home, ".codex")
+	base := r.fake("codex-rig/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", "FAKE_FIRST_TOOL_MAX=1",
+		`FAKE_FIRST_TOOL_INPUT={"cmd":`+jsonString("touch "+made)+`,"sandbox_permissions":"require_escalated","justification":"may I touch it?"}`)
+	if err := os.MkdirAll(codexHome, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(codexHome, "config.toml"), fmt.Sprintf(`model = "fake-model"
+model_provider = "fake"
+
+[model_providers.fake]
+name = "fake"
+base_url = "%s/v1"
+env_key = "FAKE_API_KEY"
+wire_api = "responses"
+
+[projects.%q]
+trust_level = "trusted"
+`, base, r.project))
+	if out := r.setup("codex", "CODEX_HOME="+codexHome); !strings.Contains(out, "[[hooks.PermissionRequest]]") {
+		t.Errorf("setup output:\n%s", out)
+	}
+
+	for _, behavior := range []string{"allow", "deny"} {
+		var stdout strings.Builder
+		cmd := exec.Command(os.Getenv(codexBinEnv), "exec", "--skip-git-repo-check", "--approve-for-me", "run the task")
+		cmd.Dir = r.project
+		cmd.Env = append(os.Environ(), "HOME="+r.home, "CODEX_HOME="+codexHome, "FAKE_API_KEY=fake")
+		cmd.Stdout, cmd.Stderr = &stdout, &stdout
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+
+		var req *protocol.Frame
+		timeout := time.After(150 * time.Second)
+		for req == nil {
+			select {
+			case f, open := <-watcher.Events():
+				if !open {
+					t.Fatalf("the phone's connection ended: %v", watcher.Err())
+				}
+				if f.Type == protocol.TPermissionRequest {
+					req = f
+				}
+			case err := <-done:
+				t.Fatalf("Codex ended (%v) without a permission request reaching the phone; output:\n%s", err, stdout.String())
+			case <-timeout:
+				t.Fatalf("no permission request reached the phone; output:\n%s", stdout.String())
+			}
+		}
+		if req.ToolName != "Bash" || !strings.Contains(req.Description, "Run the shell command: touch "+made) ||
+			!strings.HasPrefix(req.From, "alice/alice-m/") {
+			t.Errorf("the phone got %+v", req)
+		}
+		fails(t, 1, "not an approver machine", laptop, "approve", req.RequestID)
+		ok(t, phone, map[string]string{"allow": "approve", "deny": "deny"}[behavior], req.RequestID)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: Codex ended with %v; output:\n%s", behavior, err, stdout.String())
+			}
+		case <-time.After(150 * time.Second):
+			t.Fatalf("%s: Codex did not end; output:\n%s", behavior, stdout.String())
+		}
+		_, err := os.Stat(made)
+		switch behavior {
+		case "allow":
+			if err != nil {
+				t.Errorf("approved, the command did not run (%v); output:\n%s", err, stdout.String())
+			}
+			os.Remove(made)
+		case "deny":
+			if err == nil {
+				t.Errorf("denied, the command ran; output:\n%s", stdout.String())
+			}
+			if !strings.Contains(stdout.String(), "denied by alice/phone/cli-") {
+				t.Errorf("Codex did not say who denied it; output:\n%s", stdout.String())
+			}
+		}
 	}
 }
 

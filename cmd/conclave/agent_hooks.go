@@ -42,6 +42,7 @@ func (c *AgentSetupCmd) runCommandHooks(g *Globals, project string) error {
 		Hook:      hookArgv,
 		Home:      home,
 		CodexHome: os.Getenv("CODEX_HOME"),
+		Stop:      c.Stop,
 		Remove:    c.Remove,
 	}
 	plan := agentsetup.Codex

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conclave/conclave/agentsetup"
 	"github.com/conclave/conclave/bridge"
 )
 
@@ -24,31 +25,37 @@ const (
 	hookDeadline = 8 * time.Second
 	// ancestorsMax bounds the walk up the process tree.
 	ancestorsMax = 32
+	// permissionMargin is how long before the time limit agent setup gives
+	// Codex's PermissionRequest hook the hook stops waiting for a person,
+	// so that it answers (no decision: Codex asks itself) before Codex
+	// kills it.
+	permissionMargin = 10 * time.Second
 )
 
 // HookCmd is run by Codex CLI and Gemini CLI at their turn boundaries
 // (agent setup configures it): it hands the runtime what its session's
 // bridge has for the model, in the runtime's hook output format.
 type HookCmd struct {
-	Runtime string `arg:"" enum:"codex,gemini" help:"The runtime that runs this hook: codex or gemini."`
+	Runtime        string        `arg:"" enum:"codex,gemini" help:"The runtime that runs this hook: codex or gemini."`
+	PermissionWait time.Duration `name:"permission-wait" hidden:"" help:"How long a Codex PermissionRequest waits for an approver (default: the hook's time limit that agent setup writes, less 10s)."`
 }
 
 // hookInput is the part of the runtime's hook input that conclave reads;
 // both runtimes write it as JSON on stdin.
 type hookInput struct {
-	Event     string          `json:"hook_event_name"`
-	SessionID string          `json:"session_id"`
-	ToolName  string          `json:"tool_name"`
-	ToolInput json.RawMessage `json:"tool_input"`
+	Event          string          `json:"hook_event_name"`
+	SessionID      string          `json:"session_id"`
+	ToolName       string          `json:"tool_name"`
+	ToolInput      json.RawMessage `json:"tool_input"`
+	StopHookActive bool            `json:"stop_hook_active"`
 }
 
 // Run reads the hook input, finds the bridge of the session this hook
 // runs in and prints the runtime's hook output JSON. With no bridge (not
 // started yet, or not this session's), it prints {} and says why on
-// stderr: the turn goes on without delivery.
+// stderr: the turn goes on without delivery, and a permission request is
+// left to the runtime's own prompt.
 func (c *HookCmd) Run(ctx context.Context, g *Globals) error {
-	ctx, cancel := context.WithTimeout(ctx, hookDeadline)
-	defer cancel()
 	data, err := io.ReadAll(io.LimitReader(os.Stdin, hookInputMax))
 	if err != nil {
 		return fmt.Errorf("reading the hook input: %w", err)
@@ -65,15 +72,35 @@ func (c *HookCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	req := &bridge.HookRequest{Runtime: c.Runtime, Event: in.Event, SessionID: in.SessionID, ToolName: in.ToolName, ToolInput: in.ToolInput}
+	req := &bridge.HookRequest{Runtime: c.Runtime, Event: in.Event, SessionID: in.SessionID, ToolName: in.ToolName,
+		ToolInput: in.ToolInput, StopHookActive: in.StopHookActive}
+	deadline := hookDeadline
+	if c.Runtime == bridge.RuntimeCodex && in.Event == codexPermissionEvent {
+		wait := c.PermissionWait
+		if wait <= 0 {
+			wait = agentsetup.CodexPermissionTimeout*time.Second - permissionMargin
+		}
+		wait = min(wait, bridge.PermissionWaitMax)
+		req.WaitMs = wait.Milliseconds()
+		deadline = wait + permissionMargin/2
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
 	reply, err := askAncestors(ctx, sockDir, req)
 	if err != nil {
-		g.notice("conclave hook: " + err.Error() + "; nothing delivered at this turn boundary")
+		what := "nothing delivered at this turn boundary"
+		if req.WaitMs > 0 {
+			what = "the permission request is left to " + runtimeName(c.Runtime) + "'s own prompt"
+		}
+		g.notice("conclave hook: " + err.Error() + "; " + what)
 		_, err := io.WriteString(g.Stdout, "{}\n")
 		return err
 	}
 	if reply.Error != "" {
 		return errors.New(reply.Error)
+	}
+	if req.WaitMs > 0 && reply.Decision == "" {
+		g.notice("conclave hook: " + reply.Message + "; the permission request is left to " + runtimeName(c.Runtime) + "'s own prompt")
 	}
 	out, err := json.Marshal(hookOutput(in.Event, reply))
 	if err != nil {
@@ -83,16 +110,35 @@ func (c *HookCmd) Run(ctx context.Context, g *Globals) error {
 	return err
 }
 
+// codexPermissionEvent is Codex's hook event before a command runs
+// outside its sandbox.
+const codexPermissionEvent = "PermissionRequest"
+
 // hookOutput is the runtime's hook output for a reply. Codex and Gemini
-// CLI both read hookSpecificOutput.additionalContext for these events.
+// CLI both read hookSpecificOutput.additionalContext at turn boundaries,
+// and {"decision": "block", "reason": …} from Stop (Codex) and AfterAgent
+// (Gemini CLI) as a prompt that keeps the agent going. Codex reads a
+// permission decision from hookSpecificOutput.decision; without one it
+// asks in its own way, and systemMessage tells the user why.
 func hookOutput(event string, r *bridge.HookReply) any {
-	if r.Context == "" {
-		return struct{}{}
+	switch {
+	case r.Decision != "":
+		d := map[string]any{"behavior": r.Decision}
+		if r.Decision == "deny" {
+			d["message"] = r.Message
+		}
+		return map[string]any{"hookSpecificOutput": map[string]any{"hookEventName": event, "decision": d}}
+	case event == codexPermissionEvent && r.Message != "":
+		return map[string]any{"systemMessage": "conclave: " + r.Message}
+	case r.Continue != "":
+		return map[string]any{"decision": "block", "reason": r.Continue}
+	case r.Context != "":
+		return map[string]any{"hookSpecificOutput": map[string]any{
+			"hookEventName":     event,
+			"additionalContext": r.Context,
+		}}
 	}
-	return map[string]any{"hookSpecificOutput": map[string]any{
-		"hookEventName":     event,
-		"additionalContext": r.Context,
-	}}
+	return struct{}{}
 }
 
 // askAncestors asks the bridge whose parent is the nearest ancestor of
