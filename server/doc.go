@@ -14,8 +14,8 @@
 //
 // Every change to durable state — registrations, machines, channels, ACLs,
 // invites, bans — is a projections.Command submitted to one writer
-// goroutine. The writer takes the commands that are waiting, decides and
-// applies each against the in-memory projection (so every command sees the
+// goroutine, commitCommands. It takes the commands that are waiting,
+// decides and applies each against the in-memory projection (so every command sees the
 // effects of those before it, even in the same batch), appends all their
 // events with one fsync, and only then sends the replies and runs the
 // effects on live sessions (unsubscribes, drops). If the append fails,
@@ -24,8 +24,12 @@
 // # Sessions
 //
 // Each session has one reader goroutine, which handles its requests in
-// order, and one writer goroutine, which drains a bounded queue and
-// coalesces queued frames into one WebSocket message. Publishing never
+// order, and one writeLoop goroutine, which drains a bounded queue (the
+// outbox) and coalesces queued frames into one WebSocket message, written
+// through a timedConn that bounds each write by Config.WriteTimeout.
+// Channel posts take another path: they are numbered and fanned out at
+// once, and history's persistPosts goroutine group-commits them to the
+// message log and releases their acks once durable. Publishing never
 // blocks: a session whose queue is full is dropped as a slow consumer.
 //
 // # Concurrency

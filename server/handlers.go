@@ -186,7 +186,7 @@ func (sess *session) post(f *protocol.Frame) (*protocol.Frame, error) {
 	if perr := s.history.post(sess, f, cid); perr != nil {
 		return nil, perr
 	}
-	return nil, nil // the history writer acks
+	return nil, nil // persistPosts acks
 }
 
 // subscribedChannel returns the id of a channel the session is subscribed

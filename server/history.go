@@ -14,7 +14,7 @@ import (
 
 // History record limits.
 const (
-	historyQueue     = 1 << 16   // posts waiting for the history writer
+	historyQueue     = 1 << 16   // posts waiting for persistPosts
 	historyBatch     = 1024      // records in one history fsync
 	historyPageBytes = 4 << 20   // record bytes in one history page (within a session's queue budget)
 	purgeEvery       = time.Hour // how often aged messages are dropped
@@ -69,8 +69,9 @@ type histOp struct {
 }
 
 // history is the channel-message store: an eventlog.Plain on disk (a map
-// in memory when ephemeral), an in-memory index per channel, a writer that
-// group-commits posts and acks them once durable, and a retention purge.
+// in memory when ephemeral), an in-memory index per channel, a goroutine
+// (persistPosts) that group-commits posts and acks them once durable, and
+// a retention purge.
 type history struct {
 	srv       *Server
 	log       *eventlog.Plain // nil when ephemeral
@@ -81,7 +82,7 @@ type history struct {
 	seqMu  sync.Mutex
 	next   uint64
 	lastTs int64
-	closed bool // no more posts: the writer is flushing for shutdown
+	closed bool // no more posts: persistPosts is flushing for shutdown
 
 	// idxMu guards index and mem.
 	idxMu sync.RWMutex
@@ -139,10 +140,10 @@ func openHistory(s *Server) (*history, error) {
 }
 
 // post stores and fans out one message. The ack is sent by the history
-// writer once the record is durable; post returns a refusal or nil.
+// persistPosts once the record is durable; post returns a refusal or nil.
 func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.Error {
 	// Wait (pausing this session's reader) while it has too many posts
-	// awaiting durability; the history writer gives the token back with
+	// awaiting durability; persistPosts gives the token back with
 	// the ack.
 	select {
 	case sess.posts <- struct{}{}:
@@ -182,10 +183,10 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	return nil
 }
 
-// writer group-commits queued posts and acks them once durable. At
+// persistPosts group-commits queued posts and acks them once durable. At
 // shutdown it stops new posts and writes every queued one before it
 // returns: those were delivered live, so their numbers must be stored.
-func (h *history) writer() {
+func (h *history) persistPosts() {
 	defer h.srv.wg.Done()
 	batch := make([]*histOp, 0, historyBatch)
 	datas := make([][]byte, 0, historyBatch)
@@ -274,7 +275,7 @@ func (h *history) append(batch []*histOp, datas [][]byte) error {
 		return fmt.Errorf("history numbering drifted: the log is at %d, the batch numbered from %d", have, want)
 	}
 	if want > have {
-		// Fill the numbers of refused posts (see writer) with placeholder
+		// Fill the numbers of refused posts (see persistPosts) with placeholder
 		// records of channel 0, which no channel reads.
 		filler, _ := json.Marshal(histRecord{TsMs: batch[0].tsMs})
 		fill := make([][]byte, 0, want-have+uint64(len(datas)))

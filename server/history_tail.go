@@ -12,8 +12,8 @@ import (
 	"github.com/conclave/conclave/protocol"
 )
 
-// errHistoryStopped ends a wait for the history writer at shutdown.
-var errHistoryStopped = errors.New("server: history writer stopped")
+// errHistoryStopped ends a wait for persistPosts at shutdown.
+var errHistoryStopped = errors.New("server: history stopped")
 
 // advance records that every post numbered up to seq has been stored or
 // refused, and wakes the readers waiting for it.

@@ -10,7 +10,7 @@ import (
 )
 
 // TestMain fails the run if any goroutine of this package outlives the
-// tests: every session, writer, reaper and history goroutine has an owner
+// tests: every session, writeLoop, commitCommands, reaper and history goroutine has an owner
 // that stops it (Shutdown, Close).
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -102,7 +102,7 @@ func (m *metrics) observeHistoryAppend(d time.Duration, records int) {
 	m.history.batch.observe(batchBounds, 1, int64(records))
 }
 
-// wrote records a writer's pass over its queue: frames sent in writes
+// wrote records a writeLoop's pass over its queue: frames sent in writes
 // messages, the oldest queued at since.
 func (m *metrics) wrote(frames, writes int, since time.Time) {
 	m.framesOut.Add(int64(frames))

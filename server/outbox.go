@@ -17,19 +17,19 @@ import (
 const maxCoalesce = 256
 
 // outbox is a session's outbound queue: encoded frames waiting for the
-// session's writer goroutine, which takes everything queued in one step
+// session's writeLoop goroutine, which takes everything queued in one step
 // and sends it coalesced, up to maxCoalesce frames and
 // protocol.CoalesceBytes per WebSocket message (JSON Lines). It is a slice
 // rather than a channel so that an idle session holds no queue memory.
 //
 // The queue is bounded twice: in entries (Config.QueueLen) and in bytes
 // (Config.QueueBytes). Bytes count from the moment a frame is queued until
-// the writer has written it, so a reader that keeps reading slowly cannot
+// writeLoop has written it, so a reader that keeps reading slowly cannot
 // make the server hold more than its budget for it (plus one frame: a
 // frame is always accepted into an empty outbox, so that no single reply
 // is refused for its size alone).
 //
-// Replies to posts (acks, which the history writer releases a batch at a
+// Replies to posts (acks, which persistPosts releases a batch at a
 // time after its fsync) are merged into one entry while they follow each
 // other, so that a batch of replies takes a few entries of the queue
 // rather than one each.
@@ -48,13 +48,13 @@ type outbox struct {
 	merge    bool      // the last entry holds replies and may take more
 	closed   bool      // the session is dead: discard what comes
 
-	wake chan struct{} // capacity 1: the writer has frames to send
+	wake chan struct{} // capacity 1: writeLoop has frames to send
 
 	_ [64]byte
 }
 
 // close makes the outbox discard what is queued from now on (the session
-// died; its writer flushes what was queued before).
+// died; its writeLoop flushes what was queued before).
 func (o *outbox) close() {
 	o.mu.Lock()
 	o.closed = true
@@ -102,7 +102,7 @@ func (sess *session) fitsLocked(n int) bool {
 	return o.bytes == 0 || o.bytes+n <= sess.srv.cfg.QueueBytes
 }
 
-// sent gives back the budget of n bytes the writer has written or
+// sent gives back the budget of n bytes writeLoop has written or
 // discarded.
 func (o *outbox) sent(n int) {
 	o.mu.Lock()
@@ -145,7 +145,7 @@ func (sess *session) replyFrame(frame []byte) {
 }
 
 // reply queues the reply to a post, appended by encode, and counts it, so
-// that its post's token is given back when the writer takes it (see
+// that its post's token is given back when writeLoop takes it (see
 // session.posts). A session whose queue is full is dropped as a slow
 // consumer.
 func (sess *session) reply(encode func([]byte) []byte) {
@@ -202,7 +202,7 @@ func (sess *session) take(spare []qframe) ([]qframe, time.Time) {
 // message per write (up to maxCoalesce frames), until the session dies;
 // then it sends the final reason and closes the connection.
 func (sess *session) writeLoop() {
-	w := sess.newWriter()
+	w := sess.newTimedConn()
 	defer w.timer.Stop()
 	var spare []qframe
 	for {
@@ -281,27 +281,27 @@ func entriesSize(entries []qframe) int {
 }
 
 // msgPool holds the buffers coalesced messages are built in, shared by
-// every session's writer.
+// every session's writeLoop.
 var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// writer writes a session's messages, each bounded by WriteTimeout: one
+// timedConn writes a session's messages, each bounded by WriteTimeout: one
 // timer per session, re-armed for every write, closes the connection if a
 // write takes too long (which makes the write fail). This costs no
 // allocation per write, unlike a context with a deadline.
-type writer struct {
+type timedConn struct {
 	sess  *session
 	timer *time.Timer
 }
 
-func (sess *session) newWriter() *writer {
+func (sess *session) newTimedConn() *timedConn {
 	t := time.AfterFunc(time.Hour, func() { sess.conn.CloseNow() })
 	t.Stop()
-	return &writer{sess: sess, timer: t}
+	return &timedConn{sess: sess, timer: t}
 }
 
 // write sends entries, of size bytes, as one message, separated by
 // newlines.
-func (w *writer) write(entries []qframe, size int) error {
+func (w *timedConn) write(entries []qframe, size int) error {
 	if len(entries) == 1 {
 		return w.writeMsg(entries[0].b)
 	}
@@ -321,7 +321,7 @@ func (w *writer) write(entries []qframe, size int) error {
 	return err
 }
 
-func (w *writer) writeMsg(b []byte) error {
+func (w *timedConn) writeMsg(b []byte) error {
 	w.timer.Reset(w.sess.srv.cfg.WriteTimeout)
 	err := w.sess.conn.Write(context.Background(), websocket.MessageText, b)
 	w.timer.Stop()
@@ -332,7 +332,7 @@ func (w *writer) writeMsg(b []byte) error {
 // message), the final error frame with the reason, and closes the
 // connection. A slow consumer gets the final frame alone: what was queued
 // for it is discarded.
-func (sess *session) flushAndClose(w *writer, taken []qframe) {
+func (sess *session) flushAndClose(w *timedConn, taken []qframe) {
 	rest, _ := sess.take(nil)
 	queued := append(taken, rest...)
 	defer func() { sess.out.sent(entriesSize(queued)) }()

@@ -176,7 +176,7 @@ type Server struct {
 	closing  atomic.Bool
 	serverID string
 
-	// mu guards state. The writer holds it to decide and apply; readers
+	// mu guards state. commitCommands holds it to decide and apply; readers
 	// (queries, joins that need no write) hold it shared.
 	mu    sync.RWMutex
 	state *projections.State
@@ -255,8 +255,9 @@ func Open(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Recover opens the data dir, rebuilds the state and starts the writer and
-// the reaper. /health answers 200 once it has returned nil.
+// Recover opens the data dir, rebuilds the state and starts
+// commitCommands and the reaper. /health answers 200 once it has returned
+// nil.
 func (s *Server) Recover() error {
 	if s.cfg.Ephemeral {
 		id, err := datadir.NewServerID()
@@ -286,9 +287,9 @@ func (s *Server) Recover() error {
 	}
 	s.history = h
 	s.wg.Add(4)
-	go s.writer()
+	go s.commitCommands()
 	go s.reaper()
-	go h.writer()
+	go h.persistPosts()
 	go h.purger()
 	s.ready.Store(true)
 	return nil
@@ -360,8 +361,8 @@ func (s *Server) isAdmin(user string) bool {
 }
 
 // Shutdown stops accepting sessions, closes every session with a
-// going-away reason, stops the writer, writes a snapshot and releases the
-// data dir. It is safe to call more than once.
+// going-away reason, stops commitCommands, writes a snapshot and releases
+// the data dir. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopped.Do(func() {

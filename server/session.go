@@ -32,7 +32,7 @@ type session struct {
 	readCtx    context.Context
 	cancelRead context.CancelFunc
 
-	out outbox // frames waiting for the writer goroutine
+	out outbox // frames waiting for the writeLoop goroutine
 
 	dead     chan struct{}
 	killOnce sync.Once
@@ -61,7 +61,7 @@ func (sess *session) send(f *protocol.Frame) {
 	}
 }
 
-// kill drops the session: it leaves presence at once, and its writer sends
+// kill drops the session: it leaves presence at once, and its writeLoop sends
 // a final error frame with reason and closes the connection.
 func (sess *session) kill(reason protocol.Reason) {
 	sess.killOnce.Do(func() {
@@ -153,14 +153,14 @@ func (s *Server) runSession(sess *session, done func()) {
 	sess.send(&protocol.Frame{Type: protocol.TEstablished, Path: sess.path, Admin: ptrBool(sess.actor.ServerAdmin), ServerID: s.serverID,
 		MaxBody: s.cfg.MaxBody, MaxMessage: protocol.MaxMessage})
 
-	writerDone := make(chan struct{})
+	writeLoopDone := make(chan struct{})
 	go func() {
-		defer close(writerDone)
+		defer close(writeLoopDone)
 		sess.writeLoop()
 	}()
 	sess.readLoop()
 	sess.kill(reasonClosed)
-	<-writerDone
+	<-writeLoopDone
 	sess.cancelRead()
 	s.metrics.sessions.Add(-1)
 }
@@ -233,7 +233,7 @@ func truncateReason(s string) string {
 // the session ends.
 func (sess *session) readLoop() {
 	// Reads are not cancelled when the session dies (that would close the
-	// connection before the final reason is written); the writer closes
+	// connection before the final reason is written); writeLoop closes
 	// the connection, which ends the read, and cancels it only if the
 	// peer does not answer the close.
 	ctx := sess.readCtx

@@ -15,7 +15,7 @@ import (
 const keepSnaps = 3
 
 // store is the durable side of a server: the data dir (with its lock), the
-// event log and the snapshots. Only the writer goroutine appends.
+// event log and the snapshots. Only commitCommands appends.
 type store struct {
 	data   *datadir.Dir
 	log    *eventlog.Log

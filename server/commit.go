@@ -14,15 +14,15 @@ import (
 // maxBatch bounds the commands one group commit takes.
 const maxBatch = 512
 
-// op is one command on its way through the writer.
+// op is one command on its way through commitCommands.
 type op struct {
 	actor projections.Actor
 	cmd   projections.Command
-	// prepare, if set, runs in the writer just before the command is
+	// prepare, if set, runs in commitCommands just before the command is
 	// decided, with the state as the command sees it, so that an effect
 	// can capture what the command is about to change (a channel's id).
 	prepare func(*projections.State)
-	// effect runs in the writer after the batch is durable and before the
+	// effect runs in commitCommands after the batch is durable and before the
 	// next batch is decided; it may touch live sessions.
 	effect func()
 	done   chan error // nil, *protocol.Error or a storage error
@@ -33,7 +33,7 @@ func (s *Server) submitPrepared(ctx context.Context, actor projections.Actor, cm
 	return s.submitOp(ctx, &op{actor: actor, cmd: cmd, prepare: prepare, effect: effect, done: make(chan error, 1)})
 }
 
-// submit hands cmd to the writer and waits until it is durable (or refused).
+// submit hands cmd to commitCommands and waits until it is durable (or refused).
 func (s *Server) submit(ctx context.Context, actor projections.Actor, cmd projections.Command, effect func()) error {
 	return s.submitOp(ctx, &op{actor: actor, cmd: cmd, effect: effect, done: make(chan error, 1)})
 }
@@ -55,14 +55,15 @@ func (s *Server) submitOp(ctx context.Context, o *op) error {
 	case err := <-o.done:
 		return err
 	case <-ctx.Done():
-		// The writer still finishes the op; its result is dropped.
+		// commitCommands still finishes the op; its result is dropped.
 		return ctx.Err()
 	}
 }
 
-// writer is the single writer: it decides, applies and commits commands in
-// batches (group commit). It owns s.state's mutations and s.store's log.
-func (s *Server) writer() {
+// commitCommands is the single writer of the state: it decides, applies
+// and commits commands in batches (group commit). It owns s.state's
+// mutations and s.store's log.
+func (s *Server) commitCommands() {
 	defer s.wg.Done()
 	batch := make([]*op, 0, maxBatch)
 	for {
