@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -217,8 +218,10 @@ func (r *rawSession) next(t *testing.T) *protocol.Frame {
 // --max-body has a ceiling: a body that large, escaped, still fits in the
 // largest message the server sends.
 func TestMaxBodyCeiling(t *testing.T) {
-	if _, err := New(Config{Ephemeral: true, MaxBody: protocol.MaxBodyCeiling + 1}); err == nil || !strings.Contains(err.Error(), "ceiling") {
-		t.Fatalf("New with a body cap over the ceiling: %v", err)
+	_, err := New(Config{Ephemeral: true, MaxBody: protocol.MaxBodyCeiling + 1})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "MaxBody" || !strings.Contains(err.Error(), "ceiling") || strings.Contains(err.Error(), "--") {
+		t.Fatalf("New with a body cap over the ceiling: %v, want a ConfigError for MaxBody that names no flag", err)
 	}
 	if 6*protocol.MaxBodyCeiling+4096 > protocol.MaxMessage {
 		t.Fatalf("a body of %d bytes escaped does not fit in a message of %d", protocol.MaxBodyCeiling, protocol.MaxMessage)

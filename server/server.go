@@ -191,7 +191,7 @@ type Server struct {
 
 	// The web client: enrollment links and the public address.
 	enrolls      enrollments
-	publicBase   string // --public-url without a trailing slash, or ""
+	publicBase   string // Config.PublicURL without a trailing slash, or ""
 	publicOrigin string // its scheme://host, or ""
 
 	ops     chan *op
@@ -203,8 +203,21 @@ type Server struct {
 	metrics metrics
 }
 
+// ConfigError reports a Config field that New refuses. Field is the
+// field's name (MaxBody, PublicURL, Admins) and Err what is wrong with its
+// value, phrased to follow the name, so that a caller can name the field
+// in its own terms (the CLI names its flag).
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "server: Config." + e.Field + " " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // New builds a server from cfg. It does no I/O: call Recover to open the
-// data dir and start accepting sessions.
+// data dir and start accepting sessions. It returns a [*ConfigError] for a
+// field it refuses.
 func New(cfg Config) (*Server, error) {
 	if cfg.Ephemeral && cfg.DataDir != "" {
 		return nil, errors.New("server: Config.Ephemeral and Config.DataDir are mutually exclusive")
@@ -213,13 +226,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.DataDir is required unless Config.Ephemeral is set")
 	}
 	if cfg.MaxBody > protocol.MaxBodyCeiling {
-		return nil, fmt.Errorf("--max-body %d is over the ceiling of %d bytes (a body escaped in JSON must fit in one %d-byte message)",
-			cfg.MaxBody, protocol.MaxBodyCeiling, protocol.MaxMessage)
+		return nil, &ConfigError{Field: "MaxBody", Err: fmt.Errorf("%d is over the ceiling of %d bytes (a body escaped in JSON must fit in one %d-byte message)",
+			cfg.MaxBody, protocol.MaxBodyCeiling, protocol.MaxMessage)}
 	}
 	cfg = cfg.withDefaults()
 	base, origin, err := parsePublicURL(cfg.PublicURL)
 	if err != nil {
-		return nil, err
+		return nil, &ConfigError{Field: "PublicURL", Err: err}
 	}
 	s := &Server{
 		publicBase: base, publicOrigin: origin,
@@ -232,7 +245,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, a := range cfg.Admins {
 		if err := protocol.CheckName(a.User); err != nil {
-			return nil, fmt.Errorf("admin %q: %w", a.User, err)
+			return nil, &ConfigError{Field: "Admins", Err: fmt.Errorf("%q: %w", a.User, err)}
 		}
 		s.admins[a.User] = a.Key
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/conclave/conclave/protocol"
 )
 
-// parsePublicURL checks --public-url and returns its base (no trailing
+// parsePublicURL checks Config.PublicURL and returns its base (no trailing
 // slash) and origin (scheme://host, lower case).
 func parsePublicURL(raw string) (base, origin string, err error) {
 	if raw == "" {
@@ -17,10 +17,10 @@ func parsePublicURL(raw string) (base, origin string, err error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("invalid --public-url %q: %w", raw, err)
+		return "", "", fmt.Errorf("is not a URL: %w", err)
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", "", fmt.Errorf("invalid --public-url %q: want https://HOST[:PORT][/PATH], the address users open", raw)
+		return "", "", fmt.Errorf("%q is not https://HOST[:PORT][/PATH], the address users open", raw)
 	}
 	origin = strings.ToLower(u.Scheme + "://" + u.Host)
 	return strings.TrimRight(origin+u.EscapedPath(), "/"), origin, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -142,8 +143,15 @@ func TestUpgradeOriginCheck(t *testing.T) {
 
 func TestPublicURLIsValidated(t *testing.T) {
 	for _, bad := range []string{"chat.example.org", "ftp://x", "https://", "https://u:p@x", "https://x/?a=1", "https://x/#f"} {
-		if _, err := New(Config{Ephemeral: true, PublicURL: bad}); err == nil {
-			t.Errorf("public URL %q accepted", bad)
+		_, err := New(Config{Ephemeral: true, PublicURL: bad})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != "PublicURL" {
+			t.Errorf("public URL %q: got %v, want a ConfigError for PublicURL", bad, err)
+			continue
+		}
+		// The library names its own field; flags are the CLI's to name.
+		if msg := err.Error(); !strings.HasPrefix(msg, "server: Config.PublicURL ") || strings.Contains(msg, "--") {
+			t.Errorf("public URL %q: error %q, want it to name Config.PublicURL and no flag", bad, msg)
 		}
 	}
 }

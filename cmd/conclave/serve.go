@@ -77,7 +77,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	cfg.HistoryRetention = keep
 	srv, err := server.New(cfg)
 	if err != nil {
-		return err
+		return flagError(err)
 	}
 	ln, err := net.Listen("tcp", c.Bind)
 	if err != nil {
@@ -157,6 +157,21 @@ func parseRetention(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid --history-retention %q: keep history at least a minute", s)
 	}
 	return d, nil
+}
+
+// serveFlags names the flag behind each server.Config field that
+// server.New may refuse.
+var serveFlags = map[string]string{"MaxBody": "--max-body", "PublicURL": "--public-url", "Admins": "--admin"}
+
+// flagError says a server.ConfigError in terms of serve's flags.
+func flagError(err error) error {
+	var ce *server.ConfigError
+	if errors.As(err, &ce) {
+		if flag, ok := serveFlags[ce.Field]; ok {
+			return fmt.Errorf("%s %w", flag, ce.Err)
+		}
+	}
+	return err
 }
 
 // parseAdmins reads USER or USER=KEY entries.

@@ -123,7 +123,8 @@ func TestKillNineKeepsAcknowledgedChanges(t *testing.T) {
 
 func TestServeRefusals(t *testing.T) {
 	fails(t, 1, "data-dir", nil, "serve", "--bind", "127.0.0.1:0")
-	fails(t, 1, "over the ceiling of 1048576 bytes", nil, "serve", "--bind", "127.0.0.1:0", "--ephemeral", "--max-body", "2000000")
+	fails(t, 1, "--max-body 2000000 is over the ceiling of 1048576 bytes", nil, "serve", "--bind", "127.0.0.1:0", "--ephemeral", "--max-body", "2000000")
+	fails(t, 1, `--public-url "ftp://x" is not https://HOST`, nil, "serve", "--bind", "127.0.0.1:0", "--ephemeral", "--public-url", "ftp://x")
 	data := t.TempDir()
 	srv := serveDir(t, freeAddr(t), data)
 	fails(t, 1, "in use by pid", nil, "serve", "--bind", freeAddr(t), "--data-dir", data)
