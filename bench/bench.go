@@ -17,6 +17,7 @@ type Options struct {
 	Channels   int           // default 10
 	Publishers int           // each posts round-robin over every channel (default 1)
 	Size       int           // body bytes, at least 32 (default 200)
+	Bodies     string        // BodiesCode (the default) or BodiesPlain
 	Window     int           // messages sent but not yet delivered to all their recipients (default 1000)
 	Rate       float64       // messages per second over all publishers; 0 = as fast as the window allows
 	Duration   time.Duration // measured time (default 8 s)
@@ -36,6 +37,10 @@ type Options struct {
 	Admin *Admin
 	// Baseline also runs the bare WebSocket broadcast server.
 	Baseline bool
+	// CompareBodies also runs the load with plain bodies right after each
+	// run with code-like ones (Bodies must be BodiesCode) and reports the
+	// ratio of their deliveries per server CPU-second.
+	CompareBodies bool
 
 	// Exe is the conclave binary started for the child servers (default:
 	// this executable).
@@ -81,6 +86,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Size == 0 {
 		o.Size = 200
 	}
+	if o.Bodies == "" {
+		o.Bodies = BodiesCode
+	}
 	if o.Window == 0 {
 		o.Window = 1000
 	}
@@ -107,6 +115,10 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("--publishers must be 1 to 1000")
 	case o.Size < stampLen || o.Size > 1<<20:
 		return o, fmt.Errorf("--size must be %d to %d bytes (the body carries a %d-byte stamp)", stampLen, 1<<20, stampLen)
+	case o.Bodies != BodiesCode && o.Bodies != BodiesPlain:
+		return o, fmt.Errorf("--bodies must be %s or %s", BodiesCode, BodiesPlain)
+	case o.CompareBodies && o.Bodies != BodiesCode:
+		return o, errors.New("--compare-bodies compares code bodies with plain ones: leave --bodies at code")
 	case o.Window < 1 || o.Window > 1<<20:
 		return o, errors.New("--window must be 1 to 1048576")
 	case o.Rate < 0:
@@ -130,6 +142,7 @@ type Result struct {
 	Channels   int     `json:"channels"`
 	Publishers int     `json:"publishers"`
 	Size       int     `json:"size"`
+	Bodies     string  `json:"bodies"`
 	Window     int     `json:"window"`
 	Rate       float64 `json:"rate,omitempty"`
 	DurationS  float64 `json:"duration_s"`
@@ -140,6 +153,7 @@ type Result struct {
 	Latency                 Latency  `json:"latency_ms"`
 	HandshakesPerS          float64  `json:"handshakes_per_s"`
 	ServerBytesPerSession   float64  `json:"server_bytes_per_session"`
+	ServerPeakRSS           int64    `json:"server_peak_rss_bytes,omitempty"`
 	Dropped                 int64    `json:"dropped"`
 	RateLimited             int64    `json:"rate_limited"`
 	ClientCPUCores          float64  `json:"client_cpu_cores"`
@@ -147,27 +161,32 @@ type Result struct {
 	InProcess               bool     `json:"in_process,omitempty"`
 	Baseline                *Partial `json:"baseline,omitempty"`
 	Ratio                   float64  `json:"ratio,omitempty"`
+	Plain                   *Partial `json:"plain,omitempty"`         // with CompareBodies: the same load, plain bodies
+	CodeVsPlain             float64  `json:"code_vs_plain,omitempty"` // deliveries per server CPU-s, code ÷ plain
 	Runs                    int      `json:"runs,omitempty"`
 
 	// PerRun holds each run's figures when Runs > 1 (not in the JSON).
 	PerRun []Result `json:"-"`
 }
 
-// Partial is the baseline server's figures.
+// Partial is the figures of the baseline server, or of the plain-body
+// run of CompareBodies.
 type Partial struct {
 	DeliveriesPerS          float64 `json:"deliveries_per_s"`
 	ServerCPUCores          float64 `json:"server_cpu_cores"`
 	DeliveriesPerServerCPUS float64 `json:"deliveries_per_server_cpu_s"`
 	Latency                 Latency `json:"latency_ms"`
 	ServerBytesPerSession   float64 `json:"server_bytes_per_session"`
+	ServerPeakRSS           int64   `json:"server_peak_rss_bytes,omitempty"`
 	FramesPerWrite          float64 `json:"frames_per_write,omitempty"`
 	Dropped                 int64   `json:"dropped"`
 }
 
 // Latency is publish-to-delivery latency in milliseconds.
 type Latency struct {
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
+	Max  float64 `json:"max"`
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/conclave/conclave/control"
 	"github.com/conclave/conclave/protocol"
@@ -26,7 +27,7 @@ func quick() Options {
 
 func TestRunInProcess(t *testing.T) {
 	o := quick()
-	o.InProcess, o.Baseline = true, true
+	o.InProcess, o.Baseline, o.CompareBodies = true, true, true
 	r, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +44,12 @@ func TestRunInProcess(t *testing.T) {
 	if r.Ratio <= 0 {
 		t.Errorf("ratio %v", r.Ratio)
 	}
+	if r.Bodies != BodiesCode || r.Plain == nil || r.Plain.Dropped != 0 || r.Plain.DeliveriesPerS <= 0 || r.CodeVsPlain <= 0 {
+		t.Errorf("bodies %q, plain %+v, code/plain %v: want code bodies compared with plain ones", r.Bodies, r.Plain, r.CodeVsPlain)
+	}
+	if r.ServerPeakRSS <= 0 || r.Baseline.ServerPeakRSS <= 0 {
+		t.Errorf("peak RSS %d (baseline %d), want both", r.ServerPeakRSS, r.Baseline.ServerPeakRSS)
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -53,12 +60,12 @@ func TestRunInProcess(t *testing.T) {
 	}
 	for _, k := range []string{"sessions", "channels", "publishers", "size", "window", "duration_s", "deliveries_per_s",
 		"server_cpu_cores", "deliveries_per_server_cpu_s", "latency_ms", "handshakes_per_s", "server_bytes_per_session",
-		"dropped", "rate_limited", "baseline", "ratio"} {
+		"dropped", "rate_limited", "baseline", "ratio", "bodies", "server_peak_rss_bytes", "plain", "code_vs_plain"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON has no %q: %s", k, b)
 		}
 	}
-	for _, k := range []string{"p50", "p90", "p99", "max"} {
+	for _, k := range []string{"p50", "p90", "p99", "p99_9", "max"} {
 		if _, ok := m["latency_ms"].(map[string]any)[k]; !ok {
 			t.Errorf("latency_ms has no %q: %s", k, b)
 		}
@@ -68,6 +75,53 @@ func TestRunInProcess(t *testing.T) {
 			t.Errorf("baseline has no %q: %s", k, b)
 		}
 	}
+}
+
+// TestBodies checks the bodies the bench sends: exact size, valid UTF-8,
+// room for the stamp, all different, and for code every character a
+// JSON encoder escapes, with the two client encodings decoding to the
+// same body.
+func TestBodies(t *testing.T) {
+	for _, size := range []int{32, 33, 64, 200, 1000, 4096} {
+		for _, kind := range []string{BodiesCode, BodiesPlain} {
+			bs, err := makeBodies(kind, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for v, b := range bs {
+				if len(b) != size || !utf8.ValidString(b) || b[:stampLen] != strings.Repeat("0", stampLen) {
+					t.Fatalf("%s body %d of %d bytes: %q", kind, v, size, b)
+				}
+				seen[b] = true
+				for _, enc := range [][]byte{appendPostBody(nil, b, 0), appendPostBody(nil, b, 1)} {
+					var got string
+					if err := json.Unmarshal(enc, &got); err != nil || got != b {
+						t.Fatalf("%s body %q encoded as %s decodes to %q, %v", kind, b, enc, got, err)
+					}
+				}
+			}
+			if size >= 200 && len(seen) != len(bs) {
+				t.Errorf("%s bodies of %d bytes: %d different of %d", kind, size, len(seen), len(bs))
+			}
+		}
+	}
+	all := strings.Join(must(makeBodies(BodiesCode, 1000)), "")
+	for _, c := range []string{"\"", "\\", "\n", "\t", "<", ">", "&", "é", "🚀"} {
+		if !strings.Contains(all, c) {
+			t.Errorf("code bodies never hold %q", c)
+		}
+	}
+	if _, err := makeBodies("xml", 200); err == nil {
+		t.Error("makeBodies(xml) did not fail")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // metricSeries are the /metrics series SPEC §8 asks for, as exported.

@@ -83,51 +83,52 @@ func (l *load) noteRefusal(f *protocol.Frame) {
 	l.mu.Unlock()
 }
 
-// template is one channel's prepared post: the bytes sent, with the
-// places the message number and time are written into.
+// template is one channel's prepared posts: the bytes sent, one buffer
+// per body variant, with the places the message number and time are
+// written into (the same in every variant: they precede the body text).
 type template struct {
 	conn    *websocket.Conn
-	buf     []byte
+	bufs    [][]byte
 	idOff   int // -1: no id (the baseline)
 	bodyOff int
 	expect  int32 // deliveries owed per message
 }
 
-// newTemplate builds the frame a publisher sends to channel name. For
-// conclave it is a channel_msg request with an id; for the baseline it is
-// already shaped like the delivery conclave would send, since the bare
-// server relays bytes.
-func newTemplate(conn *websocket.Conn, channel, from string, size int, baseline bool, expect int) template {
-	pad := make([]byte, size)
-	for i := range pad {
-		pad[i] = 'x'
-	}
-	var b []byte
+// newTemplate builds the frames a publisher sends to channel name, one
+// per body. For conclave it is a channel_msg request with an id; for the
+// baseline it is already shaped like the delivery conclave would send
+// (its body encoded as conclave encodes it), since the bare server
+// relays bytes.
+func newTemplate(conn *websocket.Conn, channel, from string, bodies []string, baseline bool, expect int) template {
 	t := template{conn: conn, expect: int32(expect), idOff: -1}
-	b = append(b, `{"type":"channel_msg",`...)
-	if !baseline {
-		b = append(b, `"id":"`...)
-		t.idOff = len(b)
-		b = append(b, pad[:16]...)
+	for v, body := range bodies {
+		var b []byte
+		b = append(b, `{"type":"channel_msg",`...)
+		if !baseline {
+			b = append(b, `"id":"`...)
+			t.idOff = len(b)
+			b = append(b, "0000000000000000"...)
+			b = append(b, `",`...)
+		}
+		b = append(b, `"channel":"`...)
+		b = append(b, channel...)
 		b = append(b, `",`...)
+		if baseline {
+			b = append(b, `"from":"`...)
+			b = append(b, from...)
+			b = append(b, `",`...)
+		}
+		b = append(b, `"body":`...)
+		t.bodyOff = len(b) + 1
+		if baseline {
+			b = protocol.AppendString(b, body)
+			b = append(b, `,"ts_ms":1767225600000,"seq":1000000`...)
+		} else {
+			b = appendPostBody(b, body, v)
+		}
+		b = append(b, '}')
+		t.bufs = append(t.bufs, b)
 	}
-	b = append(b, `"channel":"`...)
-	b = append(b, channel...)
-	b = append(b, `",`...)
-	if baseline {
-		b = append(b, `"from":"`...)
-		b = append(b, from...)
-		b = append(b, `",`...)
-	}
-	b = append(b, `"body":"`...)
-	t.bodyOff = len(b)
-	b = append(b, pad...)
-	b = append(b, '"')
-	if baseline {
-		b = append(b, `,"ts_ms":1767225600000,"seq":1000000`...)
-	}
-	b = append(b, '}')
-	t.buf = b
 	return t
 }
 
@@ -187,12 +188,13 @@ func (l *load) publish(idx, publishers int, rate float64, ts []template, t0 int6
 		l.inflight.Add(1)
 		l.expected.Add(int64(t.expect))
 		l.sent.Add(1)
+		buf := t.bufs[(k/uint64(len(ts)))%uint64(len(t.bufs))]
 		if t.idOff >= 0 {
-			putHex16(t.buf[t.idOff:], k)
+			putHex16(buf[t.idOff:], k)
 		}
-		putHex16(t.buf[t.bodyOff:], k)
-		putHex16(t.buf[t.bodyOff+16:], uint64(stamp))
-		if err := t.conn.Write(ctx, websocket.MessageText, t.buf); err != nil {
+		putHex16(buf[t.bodyOff:], k)
+		putHex16(buf[t.bodyOff+16:], uint64(stamp))
+		if err := t.conn.Write(ctx, websocket.MessageText, buf); err != nil {
 			select {
 			case <-l.stop:
 				return nil

@@ -53,6 +53,23 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if o.CompareBodies {
+			// The same load with plain bodies, right after: the ratio
+			// of the two is what code-like bodies cost.
+			b.o.Bodies = BodiesPlain
+			pr, err := b.conclave(ctx)
+			b.o.Bodies = o.Bodies
+			if err != nil {
+				return nil, fmt.Errorf("plain bodies: %w", err)
+			}
+			r.Plain = &Partial{DeliveriesPerS: pr.DeliveriesPerS, ServerCPUCores: pr.ServerCPUCores,
+				DeliveriesPerServerCPUS: pr.DeliveriesPerServerCPUS, Latency: pr.Latency,
+				ServerBytesPerSession: pr.ServerBytesPerSession, ServerPeakRSS: pr.ServerPeakRSS,
+				FramesPerWrite: pr.FramesPerWrite, Dropped: pr.Dropped}
+			if pr.DeliveriesPerServerCPUS > 0 {
+				r.CodeVsPlain = round(r.DeliveriesPerServerCPUS/pr.DeliveriesPerServerCPUS, 3)
+			}
+		}
 		if o.Baseline {
 			p, err := b.baseline(ctx)
 			if err != nil {
@@ -256,10 +273,14 @@ func (b *bencher) conclave(ctx context.Context) (res Result, err error) {
 	for i := range subs {
 		perChannel[i%o.Channels]++
 	}
+	bodies, err := makeBodies(o.Bodies, o.Size)
+	if err != nil {
+		return res, err
+	}
 	ts := make([][]template, len(pubs))
 	for p, c := range pubs {
 		for k, name := range names {
-			ts[p] = append(ts[p], newTemplate(c.conn, name, "", o.Size, false, perChannel[k]+len(pubs)-1))
+			ts[p] = append(ts[p], newTemplate(c.conn, name, "", bodies, false, perChannel[k]+len(pubs)-1))
 		}
 	}
 	lr, err := b.drive(ctx, t, "conclave", all, ts)
@@ -267,6 +288,8 @@ func (b *bencher) conclave(ctx context.Context) (res Result, err error) {
 		return res, err
 	}
 	res.Sessions, res.Channels, res.Publishers, res.Size, res.Window, res.Rate = o.Sessions, o.Channels, o.Publishers, o.Size, o.Window, o.Rate
+	res.Bodies = o.Bodies
+	res.ServerPeakRSS = lr.peakRSS
 	res.DurationS = o.Duration.Seconds()
 	res.DeliveriesPerS = lr.perS
 	res.ServerCPUCores = lr.cores
@@ -353,6 +376,10 @@ func (b *bencher) baseline(ctx context.Context) (p Partial, err error) {
 			}
 		}
 	}()
+	bodies, err := makeBodies(o.Bodies, o.Size)
+	if err != nil {
+		return p, err
+	}
 	b.pr.phase(b.run, o.Runs, "baseline", fmt.Sprintf("connecting %d sessions", len(subs)))
 	err = parallel(ctx, len(subs), connectWorkers, func(i int) error {
 		conn, err := dialWS(ctx, fmt.Sprintf("%s/?sub=%d", t.url, i%o.Channels), hc)
@@ -376,7 +403,7 @@ func (b *bencher) baseline(ctx context.Context) (p Partial, err error) {
 			c := &client{conn: conn}
 			conns = append(conns, c)
 			from := fmt.Sprintf("bench-00000000-p%d/m/s", q)
-			ts[q] = append(ts[q], newTemplate(conn, fmt.Sprintf("bench-00000000-c%d", k), from, o.Size, true, perChannel[k]))
+			ts[q] = append(ts[q], newTemplate(conn, fmt.Sprintf("bench-00000000-c%d", k), from, bodies, true, perChannel[k]))
 		}
 	}
 	p.ServerBytesPerSession = b.idleMemory(ctx, t, rss0, rssOK, len(subs))
@@ -385,7 +412,7 @@ func (b *bencher) baseline(ctx context.Context) (p Partial, err error) {
 		return p, err
 	}
 	p.DeliveriesPerS, p.ServerCPUCores, p.DeliveriesPerServerCPUS = lr.perS, lr.cores, lr.perCPU
-	p.Latency, p.Dropped, p.FramesPerWrite = lr.lat, lr.dropped, lr.framesPerWrite
+	p.Latency, p.Dropped, p.FramesPerWrite, p.ServerPeakRSS = lr.lat, lr.dropped, lr.framesPerWrite, lr.peakRSS
 	return p, nil
 }
 
@@ -394,6 +421,7 @@ type loadResult struct {
 	perS, cores, perCPU, clientCores float64
 	framesPerWrite                   float64
 	lat                              Latency
+	peakRSS                          int64 // the server's peak resident memory (VmHWM), 0 if unknown
 	dropped                          int64
 }
 
@@ -476,6 +504,7 @@ func (b *bencher) drive(ctx context.Context, t *target, what string, readers []*
 	elapsed := time.Since(w0)
 	cpu1, _ := t.cpu()
 	self1, _ := procCPU("self")
+	lr.peakRSS, _ = t.peakRSS()
 	frames1, writes1, countsOK1 := t.writeCounts()
 	if countsOK && countsOK1 && writes1 > writes0 {
 		lr.framesPerWrite = round((frames1-frames0)/(writes1-writes0), 1)
@@ -514,7 +543,8 @@ func (b *bencher) drive(ctx context.Context, t *target, what string, readers []*
 	if !t.inProcess {
 		lr.clientCores = round((self1-self0).Seconds()/elapsed.Seconds(), 3)
 	}
-	lr.lat = Latency{P50: ms(h.quantile(0.50)), P90: ms(h.quantile(0.90)), P99: ms(h.quantile(0.99)), Max: ms(time.Duration(h.max))}
+	lr.lat = Latency{P50: ms(h.quantile(0.50)), P90: ms(h.quantile(0.90)), P99: ms(h.quantile(0.99)), P999: ms(h.quantile(0.999)),
+		Max: ms(time.Duration(h.max))}
 	lr.dropped = l.expected.Load() - int64(received)
 	l.mu.Lock()
 	refusal := l.refusal
@@ -546,12 +576,7 @@ func median(runs []Result) Result {
 		for i := range runs {
 			vs[i] = f(&runs[i])
 		}
-		sort.Float64s(vs)
-		if n := len(vs); n%2 == 1 {
-			return vs[n/2]
-		} else {
-			return (vs[n/2-1] + vs[n/2]) / 2
-		}
+		return medianOf(vs)
 	}
 	maxOf := func(f func(*Result) int64) int64 {
 		var m int64
@@ -567,11 +592,13 @@ func median(runs []Result) Result {
 	r.ServerCPUCores = med(func(r *Result) float64 { return r.ServerCPUCores })
 	r.DeliveriesPerServerCPUS = med(func(r *Result) float64 { return r.DeliveriesPerServerCPUS })
 	r.Latency = Latency{
-		P50: med(func(r *Result) float64 { return r.Latency.P50 }),
-		P90: med(func(r *Result) float64 { return r.Latency.P90 }),
-		P99: med(func(r *Result) float64 { return r.Latency.P99 }),
-		Max: med(func(r *Result) float64 { return r.Latency.Max }),
+		P50:  med(func(r *Result) float64 { return r.Latency.P50 }),
+		P90:  med(func(r *Result) float64 { return r.Latency.P90 }),
+		P99:  med(func(r *Result) float64 { return r.Latency.P99 }),
+		P999: med(func(r *Result) float64 { return r.Latency.P999 }),
+		Max:  med(func(r *Result) float64 { return r.Latency.Max }),
 	}
+	r.ServerPeakRSS = int64(med(func(r *Result) float64 { return float64(r.ServerPeakRSS) }))
 	r.HandshakesPerS = med(func(r *Result) float64 { return r.HandshakesPerS })
 	r.ServerBytesPerSession = med(func(r *Result) float64 { return r.ServerBytesPerSession })
 	r.ClientCPUCores = med(func(r *Result) float64 { return r.ClientCPUCores })
@@ -579,34 +606,58 @@ func median(runs []Result) Result {
 	r.Dropped = maxOf(func(r *Result) int64 { return r.Dropped })
 	r.RateLimited = maxOf(func(r *Result) int64 { return r.RateLimited })
 	if r.Baseline != nil {
-		bl := func(f func(*Partial) float64) float64 {
-			return med(func(r *Result) float64 {
-				if r.Baseline == nil {
-					return 0
-				}
-				return f(r.Baseline)
-			})
-		}
-		r.Baseline = &Partial{
-			DeliveriesPerS:          bl(func(p *Partial) float64 { return p.DeliveriesPerS }),
-			ServerCPUCores:          bl(func(p *Partial) float64 { return p.ServerCPUCores }),
-			DeliveriesPerServerCPUS: bl(func(p *Partial) float64 { return p.DeliveriesPerServerCPUS }),
-			Latency: Latency{
-				P50: bl(func(p *Partial) float64 { return p.Latency.P50 }),
-				P90: bl(func(p *Partial) float64 { return p.Latency.P90 }),
-				P99: bl(func(p *Partial) float64 { return p.Latency.P99 }),
-				Max: bl(func(p *Partial) float64 { return p.Latency.Max }),
-			},
-			ServerBytesPerSession: bl(func(p *Partial) float64 { return p.ServerBytesPerSession }),
-			FramesPerWrite:        bl(func(p *Partial) float64 { return p.FramesPerWrite }),
-			Dropped: maxOf(func(r *Result) int64 {
-				if r.Baseline == nil {
-					return 0
-				}
-				return r.Baseline.Dropped
-			}),
-		}
+		r.Baseline = medianPartial(runs, func(r *Result) *Partial { return r.Baseline })
 		r.Ratio = med(func(r *Result) float64 { return r.Ratio })
 	}
+	if r.Plain != nil {
+		r.Plain = medianPartial(runs, func(r *Result) *Partial { return r.Plain })
+		r.CodeVsPlain = med(func(r *Result) float64 { return r.CodeVsPlain })
+	}
 	return r
+}
+
+// medianOf returns the median of vs (which it sorts).
+func medianOf(vs []float64) float64 {
+	sort.Float64s(vs)
+	if n := len(vs); n%2 == 1 {
+		return vs[n/2]
+	} else {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+}
+
+// medianPartial returns the per-field medians of the runs' partials
+// picked by part (dropped: the maximum).
+func medianPartial(runs []Result, part func(*Result) *Partial) *Partial {
+	bl := func(f func(*Partial) float64) float64 {
+		vs := make([]float64, len(runs))
+		for i := range runs {
+			if p := part(&runs[i]); p != nil {
+				vs[i] = f(p)
+			}
+		}
+		return medianOf(vs)
+	}
+	var dropped int64
+	for i := range runs {
+		if p := part(&runs[i]); p != nil {
+			dropped = max(dropped, p.Dropped)
+		}
+	}
+	return &Partial{
+		DeliveriesPerS:          bl(func(p *Partial) float64 { return p.DeliveriesPerS }),
+		ServerCPUCores:          bl(func(p *Partial) float64 { return p.ServerCPUCores }),
+		DeliveriesPerServerCPUS: bl(func(p *Partial) float64 { return p.DeliveriesPerServerCPUS }),
+		Latency: Latency{
+			P50:  bl(func(p *Partial) float64 { return p.Latency.P50 }),
+			P90:  bl(func(p *Partial) float64 { return p.Latency.P90 }),
+			P99:  bl(func(p *Partial) float64 { return p.Latency.P99 }),
+			P999: bl(func(p *Partial) float64 { return p.Latency.P999 }),
+			Max:  bl(func(p *Partial) float64 { return p.Latency.Max }),
+		},
+		ServerBytesPerSession: bl(func(p *Partial) float64 { return p.ServerBytesPerSession }),
+		ServerPeakRSS:         int64(bl(func(p *Partial) float64 { return float64(p.ServerPeakRSS) })),
+		FramesPerWrite:        bl(func(p *Partial) float64 { return p.FramesPerWrite }),
+		Dropped:               dropped,
+	}
 }

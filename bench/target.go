@@ -63,6 +63,18 @@ func (t *target) rss() (int64, bool) {
 	return 0, false
 }
 
+// peakRSS returns the server's peak resident memory in bytes (VmHWM),
+// for a child process or this one.
+func (t *target) peakRSS() (int64, bool) {
+	switch {
+	case t.pid != 0:
+		return procPeakRSS(strconv.Itoa(t.pid))
+	case t.inProcess:
+		return procPeakRSS("self")
+	}
+	return 0, false
+}
+
 // writeCounts returns the frames and WebSocket messages the server has
 // written so far, from its /metrics.
 func (t *target) writeCounts() (frames, writes float64, ok bool) {
@@ -120,6 +132,25 @@ func procRSS(pid string) (int64, bool) {
 		return 0, false
 	}
 	return pages * int64(os.Getpagesize()), true
+}
+
+// procPeakRSS reads VmHWM, the peak resident set size, of process pid.
+func procPeakRSS(pid string) (int64, bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, false
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }
 
 // scrapeValue fetches a Prometheus text page and returns the value of the

@@ -18,6 +18,7 @@ type BenchCmd struct {
 	Channels   int           `help:"Channels." default:"10"`
 	Publishers int           `help:"Publishing sessions, each posting round-robin over every channel." default:"1"`
 	Size       int           `help:"Message body size in bytes (at least 32)." default:"200"`
+	Bodies     string        `help:"Message bodies: code (code, diffs, shell and Markdown: quotes, newlines, tabs, <, &, Unicode) or plain (ASCII with nothing to escape)." enum:"code,plain" default:"code"`
 	Window     int           `help:"Most messages published but not yet delivered to all their subscribers." default:"1000"`
 	Rate       float64       `help:"Messages per second over all publishers, each stamped with its scheduled send time; 0 = as fast as the window allows." default:"0"`
 	Duration   time.Duration `help:"Measured time." default:"8s"`
@@ -27,6 +28,7 @@ type BenchCmd struct {
 	Server     string        `placeholder:"URL" help:"Load a running server instead of starting one (identities bench-<run>-N, removed afterwards by you as a server admin)."`
 	KeepUsers  bool          `name:"keep-users" help:"With --server: leave the bench identities on the server."`
 	Baseline   bool          `help:"Also run the same load against a bare WebSocket broadcast server and report the ratio."`
+	Compare    bool          `name:"compare-bodies" help:"Also run the same load with plain bodies after each run with code ones, and report the ratio."`
 
 	BaselineServer string `name:"baseline-server" hidden:"" placeholder:"ADDR" help:"Serve the bare broadcast server on ADDR (loopback) until SIGTERM."`
 }
@@ -38,9 +40,9 @@ func (c *BenchCmd) Run(ctx context.Context, g *Globals) error {
 		return serveBaseline(ctx, c.BaselineServer)
 	}
 	opts := bench.Options{
-		Sessions: c.Sessions, Channels: c.Channels, Publishers: c.Publishers, Size: c.Size,
+		Sessions: c.Sessions, Channels: c.Channels, Publishers: c.Publishers, Size: c.Size, Bodies: c.Bodies,
 		Window: c.Window, Rate: c.Rate, Duration: c.Duration, Warmup: c.Warmup, Runs: c.Runs,
-		InProcess: c.InProcess, ServerURL: c.Server, KeepUsers: c.KeepUsers, Baseline: c.Baseline,
+		InProcess: c.InProcess, ServerURL: c.Server, KeepUsers: c.KeepUsers, Baseline: c.Baseline, CompareBodies: c.Compare,
 		Progress: g.Stderr, ProgressTTY: isTerminal(g.Stderr),
 	}
 	if c.Warmup == 0 {
@@ -129,16 +131,20 @@ func printBench(g *Globals, r *bench.Result) {
 	if r.InProcess {
 		where = " (in process: CPU and memory include the clients)"
 	}
-	g.printf("%s over %s, %s, %d-byte bodies, window %d, %s, %gs measured%s%s\n",
+	g.printf("%s over %s, %s, %d-byte %s bodies, window %d, %s, %gs measured%s%s\n",
 		plural(r.Sessions, "session"), plural(r.Channels, "channel"), plural(r.Publishers, "publisher"),
-		r.Size, r.Window, load, r.DurationS, runs, where)
-	row := func(k, v string) { g.printf("  %-30s %s\n", k, v) }
+		r.Size, r.Bodies, r.Window, load, r.DurationS, runs, where)
+	row := func(k, v string) { g.printf("  %-38s %s\n", k, v) }
 	if len(r.PerRun) > 1 {
 		for i, p := range r.PerRun {
-			line := fmt.Sprintf("deliveries/s %s, per server CPU-s %s, p99 %.2f ms, handshakes/s %s, dropped %d",
-				num(p.DeliveriesPerS), num(p.DeliveriesPerServerCPUS), p.Latency.P99, num(p.HandshakesPerS), p.Dropped)
+			line := fmt.Sprintf("deliveries/s %s, per server CPU-s %s, p99 %.2f ms, p99.9 %.2f ms, peak RSS %s, handshakes/s %s, dropped %d",
+				num(p.DeliveriesPerS), num(p.DeliveriesPerServerCPUS), p.Latency.P99, p.Latency.P999, mib(p.ServerPeakRSS), num(p.HandshakesPerS), p.Dropped)
 			if p.Baseline != nil {
-				line += fmt.Sprintf("; baseline %s, per CPU-s %s; ratio %.3f", num(p.Baseline.DeliveriesPerS), num(p.Baseline.DeliveriesPerServerCPUS), p.Ratio)
+				line += fmt.Sprintf("; baseline %s, per CPU-s %s, p99 %.2f ms, p99.9 %.2f ms; ratio %.3f", num(p.Baseline.DeliveriesPerS),
+					num(p.Baseline.DeliveriesPerServerCPUS), p.Baseline.Latency.P99, p.Baseline.Latency.P999, p.Ratio)
+			}
+			if p.Plain != nil {
+				line += fmt.Sprintf("; plain bodies per CPU-s %s, p99 %.2f ms; code/plain %.3f", num(p.Plain.DeliveriesPerServerCPUS), p.Plain.Latency.P99, p.CodeVsPlain)
 			}
 			row(fmt.Sprintf("run %d", i+1), line)
 		}
@@ -146,9 +152,10 @@ func printBench(g *Globals, r *bench.Result) {
 	row("deliveries/s", num(r.DeliveriesPerS))
 	row("server CPU", fmt.Sprintf("%.2f cores", r.ServerCPUCores))
 	row("deliveries per server CPU-s", num(r.DeliveriesPerServerCPUS))
-	row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f / %.2f ms", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max))
+	row("latency p50 / p90 / p99 / p99.9 / max", latency(r.Latency))
 	row("handshakes/s", num(r.HandshakesPerS))
 	row("server memory per idle session", fmt.Sprintf("%.1f KiB", r.ServerBytesPerSession/1024))
+	row("server peak RSS", mib(r.ServerPeakRSS))
 	row("dropped deliveries", fmt.Sprint(r.Dropped))
 	row("rate limited posts", fmt.Sprint(r.RateLimited))
 	if b := r.Baseline; b != nil {
@@ -156,11 +163,34 @@ func printBench(g *Globals, r *bench.Result) {
 		row("deliveries/s", num(b.DeliveriesPerS))
 		row("server CPU", fmt.Sprintf("%.2f cores", b.ServerCPUCores))
 		row("deliveries per server CPU-s", num(b.DeliveriesPerServerCPUS))
-		row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f / %.2f ms", b.Latency.P50, b.Latency.P90, b.Latency.P99, b.Latency.Max))
+		row("latency p50 / p90 / p99 / p99.9 / max", latency(b.Latency))
 		row("server memory per connection", fmt.Sprintf("%.1f KiB", b.ServerBytesPerSession/1024))
+		row("server peak RSS", mib(b.ServerPeakRSS))
 		row("dropped deliveries", fmt.Sprint(b.Dropped))
 		row("ratio (per server CPU-s)", fmt.Sprintf("%.3f", r.Ratio))
 	}
+	if p := r.Plain; p != nil {
+		g.printf("the same load with plain bodies:\n")
+		row("deliveries/s", num(p.DeliveriesPerS))
+		row("server CPU", fmt.Sprintf("%.2f cores", p.ServerCPUCores))
+		row("deliveries per server CPU-s", num(p.DeliveriesPerServerCPUS))
+		row("latency p50 / p90 / p99 / p99.9 / max", latency(p.Latency))
+		row("server peak RSS", mib(p.ServerPeakRSS))
+		row("dropped deliveries", fmt.Sprint(p.Dropped))
+		row("code/plain (per server CPU-s)", fmt.Sprintf("%.3f", r.CodeVsPlain))
+	}
+}
+
+func latency(l bench.Latency) string {
+	return fmt.Sprintf("%.2f / %.2f / %.2f / %.2f / %.2f ms", l.P50, l.P90, l.P99, l.P999, l.Max)
+}
+
+// mib formats a byte count in MiB ("-" when unknown).
+func mib(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // num formats n with thin groups of three digits: 712 345.
