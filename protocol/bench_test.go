@@ -94,3 +94,29 @@ func BenchmarkDecodePostJSON(b *testing.B) {
 		}
 	}
 }
+
+// benchCode is a body of code (191 bytes), as agents post it.
+var benchCode = "func (s *Server) f(a, b int) bool {\n\tif a < b && b > 0 {\n\t\treturn fmt.Errorf(\"%s: \\\"x\\\" %q\", op, s.id) // ok ✓\n\t}\n\treturn <-ch != nil\n}\n<div class=\"m\">Tom &amp; Jerry — café 🚀</div>\n"
+
+// BenchmarkDecodePostCode decodes a post with a code body as Go clients
+// send it (<, > and & as \u003c…; quotes, newlines, tabs escaped).
+func BenchmarkDecodePostCode(b *testing.B) {
+	msg := AppendString([]byte(`{"type":"channel_msg","id":"00000000000004d2","channel":"ops","body":`), benchCode)
+	msg = append(msg, '}')
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := DecodeMessage(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendDeliveryCode encodes the delivery of a code body.
+func BenchmarkAppendDeliveryCode(b *testing.B) {
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendDelivery(buf[:0], "ops", "alice/laptop/main", &benchCode, nil, 1767225600000, 123456)
+	}
+}

@@ -3,6 +3,8 @@ package protocol
 import (
 	"encoding/base64"
 	"strconv"
+	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -27,6 +29,38 @@ func AppendDelivery(dst []byte, channel, from string, body *string, sealed *Seal
 		dst = AppendString(dst, from)
 	}
 	dst = appendPayload(dst, body, sealed)
+	if tsMs != 0 {
+		dst = append(dst, `,"ts_ms":`...)
+		dst = strconv.AppendInt(dst, tsMs, 10)
+	}
+	if seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+	}
+	return append(dst, '}')
+}
+
+// AppendPayload appends a post's payload members as AppendDelivery writes
+// them: `,"body":…` and/or `,"sealed":…`. The server encodes a post's
+// payload once, for its history record, and reuses the bytes in the
+// delivery (see AppendDeliveryPayload).
+func AppendPayload(dst []byte, body *string, sealed *Sealed) []byte {
+	return appendPayload(dst, body, sealed)
+}
+
+// AppendDeliveryPayload is AppendDelivery with the payload already
+// encoded by AppendPayload.
+func AppendDeliveryPayload(dst []byte, channel, from string, payload []byte, tsMs int64, seq uint64) []byte {
+	dst = append(dst, `{"type":"channel_msg"`...)
+	if channel != "" {
+		dst = append(dst, `,"channel":`...)
+		dst = AppendString(dst, channel)
+	}
+	if from != "" {
+		dst = append(dst, `,"from":`...)
+		dst = AppendString(dst, from)
+	}
+	dst = append(dst, payload...)
 	if tsMs != 0 {
 		dst = append(dst, `,"ts_ms":`...)
 		dst = strconv.AppendInt(dst, tsMs, 10)
@@ -156,11 +190,14 @@ func AppendString(dst []byte, s string) []byte {
 
 // decodeFast decodes the plain shape of the frames clients send most —
 // posts, whispers, pings: one flat object whose members are among type,
-// id, channel, target and body, each once, each a string without escapes
-// or control characters, separated by optional JSON whitespace. It
-// reports false for anything else, which then goes through
-// json.Unmarshal; for what it accepts, the result is the one
-// json.Unmarshal would give. b must be valid UTF-8.
+// id, channel, target and body, each once, each a string, separated by
+// optional JSON whitespace. Strings may hold any of JSON's escapes (code
+// posted by agents is full of quotes, backslashes, newlines and tabs, and
+// Go clients send <, > and & as \u003c…); a \u escape of a UTF-16
+// surrogate that is not half of a valid pair is left to json.Unmarshal,
+// as is a key with an escape. It reports false for anything else, which
+// then goes through json.Unmarshal; for what it accepts, the result is the
+// one json.Unmarshal would give. b must be valid UTF-8.
 func decodeFast(b []byte) (*Frame, bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -181,23 +218,23 @@ func decodeFast(b []byte) (*Frame, bool) {
 		if j >= len(b) || b[j] != ':' {
 			return nil, false
 		}
-		val, k, ok := plainString(b, skipSpace(b, j+1))
+		val, k, ok := jsonString(b, skipSpace(b, j+1))
 		if !ok {
 			return nil, false
 		}
 		var bit uint8
 		switch string(key) {
 		case "type":
-			bit, f.Type = 1, string(val)
+			bit, f.Type = 1, val
 		case "id":
-			bit, f.ID = 2, string(val)
+			bit, f.ID = 2, val
 		case "channel":
-			bit, f.Channel = 4, string(val)
+			bit, f.Channel = 4, val
 		case "target":
-			bit, f.Target = 8, string(val)
+			bit, f.Target = 8, val
 		case "body":
-			s := string(val)
-			bit, f.Body = 16, &s
+			body := val
+			bit, f.Body = 16, &body
 		default:
 			return nil, false
 		}
@@ -244,4 +281,117 @@ func plainString(b []byte, i int) ([]byte, int, bool) {
 		}
 	}
 	return nil, 0, false
+}
+
+// jsonString reads the JSON string at b[i], with its escapes, and returns
+// its value and the index after it. It reports false for what is not a
+// well-formed string (a control character, a bad escape, no closing
+// quote) and for a \u escape of a surrogate that is not half of a valid
+// pair (which json.Unmarshal replaces by U+FFFD). b must be valid UTF-8.
+func jsonString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	start := i + 1
+	j := start
+	for ; j < len(b); j++ {
+		c := b[j]
+		if c == '"' {
+			return string(b[start:j]), j + 1, true
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return "", 0, false
+		}
+	}
+	if j >= len(b) {
+		return "", 0, false
+	}
+	// Escapes: the value is shorter than its encoding, which bounds it.
+	var sb strings.Builder
+	sb.Grow(len(b) - start)
+	sb.Write(b[start:j])
+	for j < len(b) {
+		c := b[j]
+		switch {
+		case c == '"':
+			return sb.String(), j + 1, true
+		case c < 0x20:
+			return "", 0, false
+		case c != '\\':
+			k := j + 1
+			for k < len(b) && b[k] != '"' && b[k] != '\\' && b[k] >= 0x20 {
+				k++
+			}
+			sb.Write(b[j:k])
+			j = k
+			continue
+		}
+		if j+1 >= len(b) {
+			return "", 0, false
+		}
+		switch e := b[j+1]; e {
+		case '"', '\\', '/':
+			sb.WriteByte(e)
+		case 'b':
+			sb.WriteByte('\b')
+		case 'f':
+			sb.WriteByte('\f')
+		case 'n':
+			sb.WriteByte('\n')
+		case 'r':
+			sb.WriteByte('\r')
+		case 't':
+			sb.WriteByte('\t')
+		case 'u':
+			r, ok := hex4(b, j+2)
+			if !ok {
+				return "", 0, false
+			}
+			if utf16.IsSurrogate(r) {
+				if j+12 > len(b) || b[j+6] != '\\' || b[j+7] != 'u' {
+					return "", 0, false
+				}
+				r2, ok := hex4(b, j+8)
+				if !ok {
+					return "", 0, false
+				}
+				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
+					return "", 0, false
+				}
+				j += 6
+			}
+			sb.WriteRune(r)
+			j += 6
+			continue
+		default:
+			return "", 0, false
+		}
+		j += 2
+	}
+	return "", 0, false
+}
+
+// hex4 reads the four hex digits of a \u escape at b[i].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }

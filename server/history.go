@@ -34,21 +34,23 @@ type histRecord struct {
 // appendHistRecord appends r's JSON, the bytes json.Marshal(histRecord)
 // gives, without reflection (it runs once per post).
 func appendHistRecord(dst []byte, cid uint64, from string, tsMs int64, body *string, sealed *protocol.Sealed) []byte {
+	dst, _ = appendHistRecordPayload(dst, cid, from, tsMs, body, sealed)
+	return dst
+}
+
+// appendHistRecordPayload is appendHistRecord that also returns the
+// offset in dst at which the record's payload members start; they are
+// what protocol.AppendPayload writes and end one byte before the record.
+func appendHistRecordPayload(dst []byte, cid uint64, from string, tsMs int64, body *string, sealed *protocol.Sealed) ([]byte, int) {
 	dst = append(dst, `{"cid":`...)
 	dst = strconv.AppendUint(dst, cid, 10)
 	dst = append(dst, `,"from":`...)
 	dst = protocol.AppendString(dst, from)
 	dst = append(dst, `,"ts_ms":`...)
 	dst = strconv.AppendInt(dst, tsMs, 10)
-	if body != nil {
-		dst = append(dst, `,"body":`...)
-		dst = protocol.AppendString(dst, *body)
-	}
-	if sealed != nil {
-		dst = append(dst, `,"sealed":`...)
-		dst = protocol.AppendSealed(dst, sealed)
-	}
-	return append(dst, '}')
+	at := len(dst)
+	dst = protocol.AppendPayload(dst, body, sealed)
+	return append(dst, '}'), at
 }
 
 // histEntry locates one message of a channel: its seq (the history log
@@ -164,8 +166,11 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	}
 	// The history record and the delivery share one allocation; both are
 	// encoded once, whatever the number of recipients.
-	buf := make([]byte, 0, 2*f.PayloadSize()+2*len(sess.path)+len(f.Channel)+192)
-	buf = appendHistRecord(buf, cid, sess.path, ts, f.Body, f.Sealed)
+	// The payload (the body, escaped) is encoded once and copied into
+	// the delivery. Code grows by about a third when escaped; a body
+	// that grows more costs one more allocation for its delivery.
+	buf := make([]byte, 0, 3*f.PayloadSize()+2*len(sess.path)+len(f.Channel)+192)
+	buf, at := appendHistRecordPayload(buf, cid, sess.path, ts, f.Body, f.Sealed)
 	data := buf[:len(buf):len(buf)]
 	op := &histOp{cid: cid, seq: h.next, tsMs: ts, data: data, sess: sess, id: f.ID}
 	select {
@@ -176,7 +181,7 @@ func (h *history) post(sess *session, f *protocol.Frame, cid uint64) *protocol.E
 	}
 	h.next++
 	h.lastTs = ts
-	delivery := protocol.AppendDelivery(buf[len(buf):], f.Channel, sess.path, f.Body, f.Sealed, ts, op.seq)
+	delivery := protocol.AppendDeliveryPayload(buf[len(buf):], f.Channel, sess.path, data[at:len(data)-1], ts, op.seq)
 	n := h.srv.hub.publish(f.Channel, sess, delivery)
 	h.srv.metrics.messagesIn.Add(1)
 	h.srv.metrics.deliveries.Add(int64(n))
