@@ -69,7 +69,7 @@ func BenchmarkRecovery(b *testing.B) {
 	dir := b.TempDir()
 	buildLog(b, dir, n)
 	// Write a snapshot covering the whole log.
-	st, state, err := openStore(dir, nil, discard())
+	st, state, err := openStore(context.Background(), dir, nil, discard())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func BenchmarkRecovery(b *testing.B) {
 
 	b.Run("snapshot", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			st, state, err := openStore(dir, nil, discard())
+			st, state, err := openStore(context.Background(), dir, nil, discard())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func BenchmarkRecovery(b *testing.B) {
 	os.Mkdir(snapDir, 0o700)
 	b.Run("full-replay", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			st, state, err := openStore(dir, nil, discard())
+			st, state, err := openStore(context.Background(), dir, nil, discard())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -300,7 +300,7 @@ func buildChurnLog(b *testing.B, dir string, n, users, channels int) {
 	}
 	log.Close()
 	os.WriteFile(filepath.Join(dir, datadir.ServerIDFile), []byte("bench\n"), 0o600)
-	st, state, err := openStore(dir, nil, discard())
+	st, state, err := openStore(context.Background(), dir, nil, discard())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func BenchmarkRecoveryChurn(b *testing.B) {
 	buildChurnLog(b, dir, n, 10_000, 20_000)
 	run := func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			st, state, err := openStore(dir, nil, discard())
+			st, state, err := openStore(context.Background(), dir, nil, discard())
 			if err != nil {
 				b.Fatal(err)
 			}

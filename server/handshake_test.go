@@ -61,7 +61,7 @@ func TestHealthIsUnavailableUntilRecovered(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/health before recovery = %d, want 503", resp.StatusCode)
 	}
-	if err := srv.Recover(); err != nil {
+	if err := srv.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())

@@ -89,7 +89,7 @@ func BenchmarkFanOutEnqueue(b *testing.B) {
 func buildMillion(tb testing.TB, dir string, n int) *projections.State {
 	tb.Helper()
 	const users, channels = 10_000, 20_000
-	st, state, err := openStore(dir, &eventlog.Options{NoSync: true}, discard())
+	st, state, err := openStore(context.Background(), dir, &eventlog.Options{NoSync: true}, discard())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func BenchmarkRestartMillion(b *testing.B) {
 	start := time.Now()
 	buildMillion(b, dir, n)
 	b.Logf("built a log of %d events in %v", n, time.Since(start).Round(time.Millisecond))
-	st, state, err := openStore(dir, nil, discard())
+	st, state, err := openStore(context.Background(), dir, nil, discard())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func BenchmarkRestartMillion(b *testing.B) {
 	var fromSnap, full time.Duration
 	b.Run("snapshot", func(b *testing.B) {
 		for b.Loop() {
-			st, state, err := openStore(dir, nil, discard())
+			st, state, err := openStore(context.Background(), dir, nil, discard())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -215,7 +215,7 @@ func BenchmarkRestartMillion(b *testing.B) {
 	os.Mkdir(snapDir, 0o700)
 	b.Run("full-replay", func(b *testing.B) {
 		for b.Loop() {
-			st, state, err := openStore(dir, nil, discard())
+			st, state, err := openStore(context.Background(), dir, nil, discard())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -256,13 +256,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Open is New followed by Recover.
+// Open is New followed by Recover with no deadline.
 func Open(cfg Config) (*Server, error) {
 	s, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Recover(); err != nil {
+	if err := s.Recover(context.Background()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -270,8 +270,9 @@ func Open(cfg Config) (*Server, error) {
 
 // Recover opens the data dir, rebuilds the state and starts
 // commitCommands and the reaper. /health answers 200 once it has returned
-// nil.
-func (s *Server) Recover() error {
+// nil. A ctx done before the state is rebuilt (a long replay) stops it
+// with ctx's error and releases the data dir.
+func (s *Server) Recover(ctx context.Context) error {
 	if s.cfg.Ephemeral {
 		id, err := datadir.NewServerID()
 		if err != nil {
@@ -280,7 +281,7 @@ func (s *Server) Recover() error {
 		s.serverID = id
 		s.log.Info("ephemeral server: nothing will be written to disk")
 	} else {
-		st, state, err := openStore(s.cfg.DataDir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook}, s.log)
+		st, state, err := openStore(ctx, s.cfg.DataDir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook}, s.log)
 		if err != nil {
 			return err
 		}

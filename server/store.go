@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -27,7 +28,7 @@ type store struct {
 // openStore opens the data dir for writing (taking its lock, reading or
 // creating its server id), opens the event log (repairing a torn tail) and
 // rebuilds the state.
-func openStore(dir string, opts *eventlog.Options, logger *slog.Logger) (*store, *projections.State, error) {
+func openStore(ctx context.Context, dir string, opts *eventlog.Options, logger *slog.Logger) (*store, *projections.State, error) {
 	data, err := datadir.Open(dir)
 	if err != nil {
 		return nil, nil, err
@@ -54,7 +55,7 @@ func openStore(dir string, opts *eventlog.Options, logger *slog.Logger) (*store,
 	if err != nil {
 		return nil, nil, fmt.Errorf("open event log in %s: %w", dir, err)
 	}
-	state, err := st.rebuildFrom(start, snap, snapState, true)
+	state, err := st.rebuildFrom(ctx, start, snap, snapState, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -85,12 +86,17 @@ func (st *store) loadSnapshot() (*eventlog.Snapshot, *projections.State) {
 func (st *store) rebuild(logIt bool) (*projections.State, error) {
 	start := time.Now()
 	snap, state := st.loadSnapshot()
-	return st.rebuildFrom(start, snap, state, logIt)
+	return st.rebuildFrom(context.Background(), start, snap, state, logIt)
 }
 
+// replayCheckEvery is how many events a replay applies between looks at
+// its context.
+const replayCheckEvery = 4096
+
 // rebuildFrom replays the log after snap (whose decoded state is
-// snapState) or, with no usable snapshot, from the start.
-func (st *store) rebuildFrom(start time.Time, snap *eventlog.Snapshot, snapState *projections.State, logIt bool) (*projections.State, error) {
+// snapState) or, with no usable snapshot, from the start. It stops with
+// ctx's error once ctx is done.
+func (st *store) rebuildFrom(ctx context.Context, start time.Time, snap *eventlog.Snapshot, snapState *projections.State, logIt bool) (*projections.State, error) {
 	state := projections.New()
 	var after uint64
 	var prev [32]byte
@@ -104,8 +110,14 @@ func (st *store) rebuildFrom(start time.Time, snap *eventlog.Snapshot, snapState
 	replayed := 0
 	err := st.log.Replay(after, prev, func(r eventlog.Record) error {
 		replayed++
+		if replayed%replayCheckEvery == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return state.Apply(r.Seq, projections.Event{Type: r.Type, Data: r.Data, Actor: r.Actor, TimeMs: r.TimeMs})
 	})
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		if after > 0 {
 			return nil, fmt.Errorf("replay event log after snapshot %s (trusted up to seq %d): %w", used, after, err)

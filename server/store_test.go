@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +113,32 @@ func TestFailedAppendRefusesBatchAndRecovers(t *testing.T) {
 	b := env2.register("bob", "m", "s")
 	if l := b.ok(&protocol.Frame{Type: protocol.TListChannels}); len(l.Channels) != 1 {
 		t.Fatalf("channels after restart = %+v", l.Channels)
+	}
+}
+
+// A Recover whose context is done stops with the context's error, serves
+// nothing and releases the data dir, which then opens with its state.
+func TestRecoverStopsWhenContextIsDone(t *testing.T) {
+	dir := t.TempDir()
+	env := newTestEnv(t, Config{DataDir: dir})
+	a := env.register("aaron", "wa", "s")
+	a.ok(&protocol.Frame{Type: protocol.TCreateChannel, Channel: "ops"})
+	env.close()
+
+	srv, err := New(Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Recover(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Recover with a cancelled context = %v, want context.Canceled", err)
+	}
+	if srv.ready.Load() {
+		t.Fatal("a cancelled Recover left the server ready")
+	}
+	env2 := newTestEnv(t, Config{DataDir: dir})
+	if l := env2.login(a.key, "s").ok(&protocol.Frame{Type: protocol.TListChannels}); len(l.Channels) != 1 {
+		t.Fatalf("channels after a cancelled Recover and a new one: %+v", l.Channels)
 	}
 }

@@ -109,8 +109,11 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	}
 
 	start := time.Now()
-	if err := srv.Recover(); err != nil {
+	if err := srv.Recover(ctx); err != nil {
 		hs.Close()
+		if ms != nil {
+			ms.Close()
+		}
 		return err
 	}
 	logger.Info("conclave server listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
