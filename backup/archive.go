@@ -3,6 +3,7 @@ package backup
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -69,8 +70,15 @@ func (a *archiveReader) truncated(err error) error {
 // file under stage, fsynced; stage must exist and be empty.
 //
 // Errors match ErrNewerFormat or ErrDamaged, except failures to write
-// under stage, which are returned as they are.
-func readArchive(r io.Reader, name, stage string) (*Manifest, error) {
+// under stage, which are returned as they are, and ctx's error once ctx is
+// done.
+func readArchive(ctx context.Context, r io.Reader, name, stage string) (m *Manifest, err error) {
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			m, err = nil, ctx.Err()
+		}
+	}()
+	r = ctxReader{ctx, r}
 	a := &archiveReader{name: name, stage: stage, events: eventlog.Chain{Next: 1}, state: projections.New()}
 	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxMemory(maxEntrySize))
 	if err != nil {

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,7 +41,7 @@ func BenchmarkCreate200k(b *testing.B) {
 		i++
 		file := filepath.Join(out, "b"+string(rune('a'+i%26))+".tar.zst")
 		os.Remove(file)
-		if _, err := Create(src, file, nil); err != nil {
+		if _, err := Create(context.Background(), src, file, nil); err != nil {
 			b.Fatal(err)
 		}
 		fi, _ := os.Stat(file)
@@ -55,7 +56,7 @@ func BenchmarkCreate200k(b *testing.B) {
 func BenchmarkRestore200k(b *testing.B) {
 	src := bench200k(b)
 	file := filepath.Join(b.TempDir(), "b.tar.zst")
-	if _, err := Create(src, file, nil); err != nil {
+	if _, err := Create(context.Background(), src, file, nil); err != nil {
 		b.Fatal(err)
 	}
 	parent := b.TempDir()
@@ -64,7 +65,7 @@ func BenchmarkRestore200k(b *testing.B) {
 		i++
 		dst := filepath.Join(parent, "r"+string(rune('a'+i%26)))
 		os.RemoveAll(dst)
-		if _, err := Restore(file, dst, nil); err != nil {
+		if _, err := Restore(context.Background(), file, dst, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -87,7 +88,7 @@ func BenchmarkBackupRestore1M(b *testing.B) {
 		file := filepath.Join(out, "b.tar.zst")
 		os.Remove(file)
 		start := time.Now()
-		if _, err := Create(src, file, nil); err != nil {
+		if _, err := Create(context.Background(), src, file, nil); err != nil {
 			b.Fatal(err)
 		}
 		created := time.Since(start)
@@ -95,7 +96,7 @@ func BenchmarkBackupRestore1M(b *testing.B) {
 		dst := filepath.Join(out, "restored")
 		os.RemoveAll(dst)
 		start = time.Now()
-		if _, err := Restore(file, dst, nil); err != nil {
+		if _, err := Restore(context.Background(), file, dst, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(created.Seconds(), "backup-s")

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -37,9 +38,12 @@ const maxAttempts = 5
 // the snapshot and the replay after it) and only then linked into place.
 // Lines describing the progress go to progress, which may be nil.
 //
+// Once ctx is done Create stops, removes what it wrote and returns ctx's
+// error: out is either complete and verified or absent.
+//
 // Create returns errors matching ErrNotDataDir, ErrExists, ErrChanging, or
 // wrapping eventlog's sentinels for damage found in dir.
-func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
+func Create(ctx context.Context, dir, out string, progress io.Writer) (m Manifest, err error) {
 	p := progressWriter{progress}
 	dir, out = filepath.Clean(dir), filepath.Clean(out)
 	data, err := datadir.OpenReadOnly(dir)
@@ -66,10 +70,10 @@ func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 	var pl *plan
 	for attempt := 1; ; attempt++ {
 		pl = &plan{}
-		err = pl.scan(data, p)
+		err = pl.scan(ctx, data, p)
 		if err == nil {
 			p.printf("copying events 1..%d, snapshot %s, history %s", pl.m.EventSeq, snapshotText(pl.m.SnapshotSeq), historyText(&pl.m))
-			err = writeArchive(f, pl)
+			err = writeArchive(ctx, f, pl)
 		}
 		pl.close()
 		var re *retryError
@@ -81,7 +85,13 @@ func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 			break
 		}
 		p.printf("the data dir changed during the copy (%v); starting again", re.err)
-		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+		select {
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		if err = ctx.Err(); err != nil {
+			break
+		}
 		if _, err = f.Seek(0, io.SeekStart); err == nil {
 			err = f.Truncate(0)
 		}
@@ -99,7 +109,7 @@ func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 	f = nil
 
 	p.printf("verifying %s", out)
-	got, err := verifyFile(tmp, out)
+	got, err := verifyFile(ctx, tmp, out)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("verify the backup just written: %w", err)
 	}
@@ -107,6 +117,9 @@ func Create(dir, out string, progress io.Writer) (m Manifest, err error) {
 	have, _ := json.Marshal(got)
 	if !bytes.Equal(want, have) {
 		return Manifest{}, fmt.Errorf("verify the backup just written: its manifest differs from the one written")
+	}
+	if err := ctx.Err(); err != nil {
+		return Manifest{}, err
 	}
 	if err := linkNew(tmp, out); err != nil {
 		return Manifest{}, err
@@ -187,20 +200,20 @@ func linkNew(tmp, out string) error {
 }
 
 // verifyFile reads and verifies the archive at path (name in messages).
-func verifyFile(path, name string) (*Manifest, error) {
+func verifyFile(ctx context.Context, path, name string) (*Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readArchive(bufio.NewReaderSize(f, 1<<20), name, "")
+	return readArchive(ctx, bufio.NewReaderSize(f, 1<<20), name, "")
 }
 
 // writeArchive writes the archive for pl to f, re-reading every source:
 // a source whose first Size bytes no longer have the SHA-256 the scan saw
 // (a tail undone after a failed batch, a history segment truncated away)
 // makes the copy start over.
-func writeArchive(f *os.File, pl *plan) error {
+func writeArchive(ctx context.Context, f *os.File, pl *plan) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
@@ -238,7 +251,7 @@ func writeArchive(f *os.File, pl *plan) error {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: s.Path, Size: s.Size, Mode: 0o600, ModTime: mtime, Format: tar.FormatUSTAR}); err != nil {
 			return err
 		}
-		if err := copySource(tw, s); err != nil {
+		if err := copySource(ctx, tw, s); err != nil {
 			return err
 		}
 	}
@@ -261,7 +274,7 @@ func writeArchive(f *os.File, pl *plan) error {
 
 // copySource copies the first s.Size bytes of s.src to w and checks
 // their SHA-256 against the scan's.
-func copySource(w io.Writer, s source) error {
+func copySource(ctx context.Context, w io.Writer, s source) error {
 	var r io.Reader
 	if s.f != nil {
 		r = io.NewSectionReader(s.f, 0, s.Size)
@@ -277,7 +290,7 @@ func copySource(w io.Writer, s source) error {
 		r = f
 	}
 	h := sha256.New()
-	_, err := io.CopyN(io.MultiWriter(w, h), r, s.Size)
+	_, err := io.CopyN(io.MultiWriter(w, h), ctxReader{ctx, r}, s.Size)
 	if errors.Is(err, io.EOF) {
 		return retryable(kindErrorf(ErrChanging, "%s shrank while it was copied", s.Path))
 	}
@@ -297,4 +310,18 @@ func (p progressWriter) printf(format string, args ...any) {
 	if p.w != nil {
 		fmt.Fprintf(p.w, format+"\n", args...)
 	}
+}
+
+// ctxReader reads from r until ctx is done, then fails with ctx's error,
+// so that a long copy stops between two reads.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -53,7 +54,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rm, err := Restore(out, dst, io.Discard)
+			rm, err := Restore(context.Background(), out, dst, io.Discard)
 			if err != nil {
 				t.Fatalf("Restore: %v", err)
 			}
@@ -157,7 +158,7 @@ func TestEmptyDataDir(t *testing.T) {
 		t.Errorf("history %d-%d, want 1-0", m.HistoryFirst, m.HistoryLast)
 	}
 	dst := filepath.Join(t.TempDir(), "r")
-	if _, err := Restore(out, dst, nil); err != nil {
+	if _, err := Restore(context.Background(), out, dst, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{eventsDir, historyDir, snapshotsDir} {
@@ -200,7 +201,7 @@ func TestCreateRefuses(t *testing.T) {
 				out = filepath.Join(t.TempDir(), "b.tar.zst")
 			}
 			before := tree(t, src)
-			_, err := Create(tc.dir, out, nil)
+			_, err := Create(context.Background(), tc.dir, out, nil)
 			if err == nil || tc.kind != nil && !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("got %v, want an error matching %v containing %q", err, tc.kind, tc.msg)
 			}
@@ -273,7 +274,7 @@ func TestTornTail(t *testing.T) {
 				t.Error("Create changed the data dir (repaired the tail?)")
 			}
 			dst := filepath.Join(t.TempDir(), "r")
-			if _, err := Restore(out, dst, nil); err != nil {
+			if _, err := Restore(context.Background(), out, dst, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := records(t, dst); !reflect.DeepEqual(got, recs) {
@@ -316,7 +317,7 @@ func TestCreateRefusesDamage(t *testing.T) {
 			src := newDataDir(t, dirSpec{events: 100})
 			tc.damage(t, src)
 			out := filepath.Join(t.TempDir(), "b.tar.zst")
-			_, err := Create(src, out, nil)
+			_, err := Create(context.Background(), src, out, nil)
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "events/0") {
 				t.Fatalf("got %v, want an error naming the segment and matching %v", err, tc.want)
 			}
@@ -335,17 +336,17 @@ func uvarintLen(b []byte) int {
 func TestRelativePaths(t *testing.T) {
 	src := newDataDir(t, dirSpec{events: 20, history: 5})
 	t.Chdir(filepath.Dir(src))
-	if _, err := Create("data", "data/b.tar.zst", nil); err == nil || !strings.Contains(err.Error(), "inside the data dir") {
+	if _, err := Create(context.Background(), "data", "data/b.tar.zst", nil); err == nil || !strings.Contains(err.Error(), "inside the data dir") {
 		t.Fatalf("backup into the data dir by a relative path: %v", err)
 	}
 	abs, _ := filepath.Abs("data")
-	if _, err := Create(abs, "./data/events/../b.tar.zst", nil); err == nil || !strings.Contains(err.Error(), "inside the data dir") {
+	if _, err := Create(context.Background(), abs, "./data/events/../b.tar.zst", nil); err == nil || !strings.Contains(err.Error(), "inside the data dir") {
 		t.Fatalf("backup into the data dir by a mixed path: %v", err)
 	}
-	if _, err := Create("./data/", "b.tar.zst", nil); err != nil {
+	if _, err := Create(context.Background(), "./data/", "b.tar.zst", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Restore("b.tar.zst", "r", nil); err != nil {
+	if _, err := Restore(context.Background(), "b.tar.zst", "r", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := records(t, "r"); len(got) != 20 {

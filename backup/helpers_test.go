@@ -3,6 +3,7 @@ package backup
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -199,7 +200,7 @@ func names(m map[string][]byte) []string {
 func mustCreate(t testing.TB, dir string) (string, Manifest) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "backup.tar.zst")
-	m, err := Create(dir, out, io.Discard)
+	m, err := Create(context.Background(), dir, out, io.Discard)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}

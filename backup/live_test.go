@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -140,7 +141,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	for len(backups) < 8 && (w.running() || len(backups) == 0) {
 		out := filepath.Join(t.TempDir(), "live.tar.zst")
 		var progress bytes.Buffer
-		m, err := Create(src, out, &progress)
+		m, err := Create(context.Background(), src, out, &progress)
 		if err != nil {
 			t.Fatalf("Create during writes: %v", err)
 		}
@@ -197,7 +198,7 @@ func TestBackupWhileWriting(t *testing.T) {
 			mid = true
 		}
 		dst := filepath.Join(t.TempDir(), "r")
-		if _, err := Restore(b.file, dst, nil); err != nil {
+		if _, err := Restore(context.Background(), b.file, dst, nil); err != nil {
 			t.Fatalf("backup %d: Restore: %v", i, err)
 		}
 		got := records(t, dst)
@@ -281,7 +282,7 @@ func TestBackupDuringSlowWrites(t *testing.T) {
 	for i := 0; i < 15; i++ {
 		before := written.Load()
 		out := filepath.Join(t.TempDir(), "b.tar.zst")
-		m, err := Create(src, out, io.Discard)
+		m, err := Create(context.Background(), src, out, io.Discard)
 		if err != nil {
 			t.Fatalf("Create %d: %v", i, err)
 		}
@@ -289,7 +290,7 @@ func TestBackupDuringSlowWrites(t *testing.T) {
 			t.Fatalf("Create %d: event_seq %d, but %d were complete before it started", i, m.EventSeq, before)
 		}
 		dst := filepath.Join(t.TempDir(), "r")
-		if _, err := Restore(out, dst, nil); err != nil {
+		if _, err := Restore(context.Background(), out, dst, nil); err != nil {
 			t.Fatalf("Restore %d: %v", i, err)
 		}
 		if n := len(records(t, dst)); uint64(n) != m.EventSeq {

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,10 +33,13 @@ const stageName = ".restore-tmp"
 // replay, then re-reads what it wrote with eventlog's own reader and
 // moves it into place.
 //
+// Once ctx is done Restore stops, removes what it unpacked and returns
+// ctx's error, leaving dir as it was.
+//
 // Restore returns errors matching ErrNotEmpty, ErrNewerFormat or
 // ErrDamaged, each one line naming the directory or archive and what is
 // wrong.
-func Restore(file, dir string, progress io.Writer) (m Manifest, err error) {
+func Restore(ctx context.Context, file, dir string, progress io.Writer) (m Manifest, err error) {
 	p := progressWriter{progress}
 	dir = filepath.Clean(dir)
 	exists, err := checkTarget(dir)
@@ -65,13 +69,16 @@ func Restore(file, dir string, progress io.Writer) (m Manifest, err error) {
 	}()
 
 	p.printf("unpacking %s", file)
-	mp, err := readArchive(bufio.NewReaderSize(f, 1<<20), file, stage)
+	mp, err := readArchive(ctx, bufio.NewReaderSize(f, 1<<20), file, stage)
 	if err != nil {
 		return Manifest{}, err
 	}
 	p.printf("checking the unpacked event log (%d events) and snapshot", mp.EventSeq)
 	if err := checkStage(stage, mp); err != nil {
 		return Manifest{}, kindErrorf(ErrDamaged, "backup %s does not restore: %w", file, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Manifest{}, err
 	}
 	if err := atomicfile.SyncDir(stage); err != nil {
 		return Manifest{}, err

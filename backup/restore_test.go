@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -29,7 +30,7 @@ func sampleBackup(t *testing.T) string {
 		tb := &tempT{T: t, dir: dir}
 		src := newDataDir(tb, dirSpec{events: 300, snapshots: []uint64{200}, history: 50})
 		sample.file = filepath.Join(dir, "sample.tar.zst")
-		_, sample.err = Create(src, sample.file, nil)
+		_, sample.err = Create(context.Background(), src, sample.file, nil)
 	})
 	if sample.err != nil {
 		t.Fatal(sample.err)
@@ -65,7 +66,7 @@ func restoreFails(t *testing.T, file string, kind error, msg string) {
 		t.Fatal(err)
 	}
 	for _, dst := range []string{empty, filepath.Join(parent, "missing")} {
-		_, err := Restore(file, dst, nil)
+		_, err := Restore(context.Background(), file, dst, nil)
 		if err == nil || !errors.Is(err, kind) || !strings.Contains(err.Error(), msg) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("Restore into %s: got %v, want one line matching %v containing %q", filepath.Base(dst), err, kind, msg)
 		}
@@ -83,7 +84,7 @@ func TestRestoreRefusesNonEmpty(t *testing.T) {
 	file := sampleBackup(t)
 	dst := t.TempDir()
 	os.WriteFile(filepath.Join(dst, "keep"), []byte("x"), 0o600)
-	_, err := Restore(file, dst, nil)
+	_, err := Restore(context.Background(), file, dst, nil)
 	if !errors.Is(err, ErrNotEmpty) || err.Error() != dst+" is not empty" {
 		t.Fatalf("got %v, want %q", err, dst+" is not empty")
 	}
@@ -91,10 +92,10 @@ func TestRestoreRefusesNonEmpty(t *testing.T) {
 		t.Errorf("target holds %v", got)
 	}
 	// A file is not a target either.
-	if _, err := Restore(file, filepath.Join(dst, "keep"), nil); !errors.Is(err, ErrNotEmpty) {
+	if _, err := Restore(context.Background(), file, filepath.Join(dst, "keep"), nil); !errors.Is(err, ErrNotEmpty) {
 		t.Errorf("restore onto a file: %v", err)
 	}
-	if _, err := Restore(file, filepath.Join(dst, "no", "such"), nil); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := Restore(context.Background(), file, filepath.Join(dst, "no", "such"), nil); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("restore under a missing parent: %v", err)
 	}
 }

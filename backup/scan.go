@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -56,7 +57,7 @@ func (pl *plan) close() {
 // messages of a channel created after event N, which a restored server
 // would later attach to a new channel that happens to get that seq.)
 // The caller closes pl, also after an error.
-func (pl *plan) scan(data *datadir.Dir, p progressWriter) error {
+func (pl *plan) scan(ctx context.Context, data *datadir.Dir, p progressWriter) error {
 	pl.m = Manifest{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC()}
 	id, b, err := data.ReadServerID()
 	if err != nil {
@@ -69,8 +70,14 @@ func (pl *plan) scan(data *datadir.Dir, p progressWriter) error {
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	events, segs, err := scanEventsDir(dir, &pl.m)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	snap, err := pl.pickSnapshot(dir, segs, p)

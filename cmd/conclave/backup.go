@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"github.com/conclave/conclave/backup"
@@ -16,8 +17,8 @@ type BackupCmd struct {
 // Run writes the backup, verifies it and prints
 // `✓ backup of DIR at event seq N → FILE (X files, Y bytes)`, or the
 // manifest with --json. Progress lines go to stderr.
-func (c *BackupCmd) Run(g *Globals) error {
-	m, err := backup.Create(c.DataDir, c.Out, g.Stderr)
+func (c *BackupCmd) Run(ctx context.Context, g *Globals) error {
+	m, err := backup.Create(ctx, c.DataDir, c.Out, g.Stderr)
 	if err != nil {
 		return err
 	}

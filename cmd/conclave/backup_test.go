@@ -71,7 +71,7 @@ func TestBackupRestoreCmd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "b.tar.zst")
 	var stdout, stderr bytes.Buffer
 	g := &Globals{Stdout: &stdout, Stderr: &stderr}
-	if err := (&BackupCmd{DataDir: src, Out: out}).Run(g); err != nil {
+	if err := (&BackupCmd{DataDir: src, Out: out}).Run(context.Background(), g); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	want := regexp.MustCompile(`^✓ backup of ` + regexp.QuoteMeta(src) + ` at event seq 2 → ` + regexp.QuoteMeta(out) + ` \(3 files, \d+ bytes\)\n$`)
@@ -80,14 +80,14 @@ func TestBackupRestoreCmd(t *testing.T) {
 	}
 
 	// Backing up onto an existing file is refused.
-	if err := (&BackupCmd{DataDir: src, Out: out}).Run(g); !errors.Is(err, backup.ErrExists) {
+	if err := (&BackupCmd{DataDir: src, Out: out}).Run(context.Background(), g); !errors.Is(err, backup.ErrExists) {
 		t.Errorf("second backup to the same file: %v", err)
 	}
 
 	dst := filepath.Join(t.TempDir(), "restored")
 	stdout.Reset()
 	g.JSON = true
-	if err := (&RestoreCmd{File: out, DataDir: dst}).Run(g); err != nil {
+	if err := (&RestoreCmd{File: out, DataDir: dst}).Run(context.Background(), g); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	var m backup.Manifest
@@ -99,7 +99,7 @@ func TestBackupRestoreCmd(t *testing.T) {
 	}
 
 	// Restoring again into the now non-empty dir is refused.
-	err := (&RestoreCmd{File: out, DataDir: dst}).Run(g)
+	err := (&RestoreCmd{File: out, DataDir: dst}).Run(context.Background(), g)
 	if err == nil || err.Error() != dst+" is not empty" {
 		t.Errorf("restore into a non-empty dir: %v", err)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/conclave/conclave/backup"
 )
 
@@ -14,8 +16,8 @@ type RestoreCmd struct {
 // `✓ restored FILE into DIR at event seq N (X files, Y bytes)`, or the
 // manifest with --json. Progress lines go to stderr. Nothing is left in
 // DIR if the backup does not verify.
-func (c *RestoreCmd) Run(g *Globals) error {
-	m, err := backup.Restore(c.File, c.DataDir, g.Stderr)
+func (c *RestoreCmd) Run(ctx context.Context, g *Globals) error {
+	m, err := backup.Restore(ctx, c.File, c.DataDir, g.Stderr)
 	if err != nil {
 		return err
 	}
