@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/linediff"
+	"github.com/conclave/conclave/orderedjson"
 )
 
 // Names setup uses in Claude Code's files.
@@ -58,7 +60,16 @@ type Change struct {
 }
 
 // Diff is the change as a unified diff.
-func (c *Change) Diff() string { return unifiedDiff(c.Path, c.Old, c.New) }
+func (c *Change) Diff() string {
+	from, to := "a/"+c.Path, "b/"+c.Path
+	if c.Old == nil {
+		from = "/dev/null"
+	}
+	if c.New == nil {
+		to = "/dev/null"
+	}
+	return linediff.Unified(from, to, c.Old, c.New)
+}
 
 // Plan is what a setup or removal would change, file by file; empty when
 // there is nothing to do.
@@ -145,35 +156,35 @@ func (p *Plan) setup(o *Options, files map[string][]byte, rec *record) error {
 	if err != nil {
 		return err
 	}
-	servers, err := mcpDoc.obj("mcpServers", mcpFile)
+	servers, err := mcpDoc.Obj("mcpServers", mcpFile)
 	if err != nil {
 		return err
 	}
-	entry := newObject()
-	entry.set("type", "stdio")
-	entry.set("command", o.Bridge[0])
-	entry.set("args", strs(withDelivery(o.Bridge[1:])))
-	if old, ok := servers.get(ServerName); ok {
+	entry := orderedjson.New()
+	entry.Set("type", "stdio")
+	entry.Set("command", o.Bridge[0])
+	entry.Set("args", strs(withDelivery(o.Bridge[1:])))
+	if old, ok := servers.Get(ServerName); ok {
 		if fresh {
-			rec.ServerBefore = json.RawMessage(formatJSON(old))
+			rec.ServerBefore = json.RawMessage(orderedjson.Encode(old))
 		}
-		if oo, ok := old.(*object); ok {
+		if oo, ok := old.(*orderedjson.Object); ok {
 			// The user's own entry: keep it, only switch its delivery.
 			entry = oo
 			if args, ok := argList(oo); ok {
-				oo.set("args", strs(withDelivery(args)))
+				oo.Set("args", strs(withDelivery(args)))
 			} else {
-				oo.set("args", strs([]string{"--delivery", "hooks"}))
+				oo.Set("args", strs([]string{"--delivery", "hooks"}))
 			}
 		}
 	}
-	servers.set(ServerName, entry)
+	servers.Set(ServerName, entry)
 
 	set, err := parseFile(files, settingsFile)
 	if err != nil {
 		return err
 	}
-	hooks, err := set.obj("hooks", settingsFile)
+	hooks, err := set.Obj("hooks", settingsFile)
 	if err != nil {
 		return err
 	}
@@ -182,7 +193,7 @@ func (p *Plan) setup(o *Options, files map[string][]byte, rec *record) error {
 		events = append(events, "Stop")
 	}
 	for _, ev := range events {
-		groups, _ := hooks.get(ev)
+		groups, _ := hooks.Get(ev)
 		list, ok := groups.([]any)
 		if groups != nil && !ok {
 			return fmt.Errorf("%s: hooks.%s is not a list", settingsFile, ev)
@@ -190,27 +201,27 @@ func (p *Plan) setup(o *Options, files map[string][]byte, rec *record) error {
 		if slices.ContainsFunc(list, func(g any) bool { return len(ourHooks(g)) > 0 }) {
 			continue
 		}
-		h := newObject()
-		h.set("type", "mcp_tool")
-		h.set("server", ServerName)
-		h.set("tool", HookTool)
-		in := newObject()
-		in.set("event", ev)
-		h.set("input", in)
-		g := newObject()
+		h := orderedjson.New()
+		h.Set("type", "mcp_tool")
+		h.Set("server", ServerName)
+		h.Set("tool", HookTool)
+		in := orderedjson.New()
+		in.Set("event", ev)
+		h.Set("input", in)
+		g := orderedjson.New()
 		if ev == "PostToolUse" {
-			g.set("matcher", "*")
+			g.Set("matcher", "*")
 		}
-		g.set("hooks", []any{h})
-		hooks.set(ev, append(list, g))
+		g.Set("hooks", []any{h})
+		hooks.Set(ev, append(list, g))
 	}
-	approved, _ := set.get("enabledMcpjsonServers")
+	approved, _ := set.Get("enabledMcpjsonServers")
 	names, ok := approved.([]any)
 	if approved != nil && !ok {
 		return fmt.Errorf("%s: enabledMcpjsonServers is not a list", settingsFile)
 	}
 	if !slices.Contains(names, any(ServerName)) {
-		set.set("enabledMcpjsonServers", append(names, ServerName))
+		set.Set("enabledMcpjsonServers", append(names, ServerName))
 		if fresh {
 			rec.Approved = true
 		}
@@ -218,9 +229,9 @@ func (p *Plan) setup(o *Options, files map[string][]byte, rec *record) error {
 
 	for _, f := range []struct {
 		name string
-		doc  *object
+		doc  *orderedjson.Object
 	}{{mcpFile, mcpDoc}, {settingsFile, set}} {
-		newBytes := formatJSON(f.doc)
+		newBytes := orderedjson.Encode(f.doc)
 		old, existed := files[f.name]
 		if existed && equalFile(old, newBytes) {
 			continue
@@ -274,34 +285,34 @@ func (p *Plan) remove(files map[string][]byte, rec *record) error {
 		if err != nil {
 			return err
 		}
-		unchanged := formatJSON(doc)
+		unchanged := orderedjson.Encode(doc)
 		if name == mcpFile {
-			if servers, ok := doc.vals["mcpServers"].(*object); ok {
+			if servers, ok := doc.At("mcpServers").(*orderedjson.Object); ok {
 				if len(rec.ServerBefore) > 0 && string(rec.ServerBefore) != "null" {
-					before, err := parseJSON(rec.ServerBefore)
+					before, err := orderedjson.Parse(rec.ServerBefore)
 					if err != nil {
 						return fmt.Errorf("%s: %w", recordFile, err)
 					}
-					servers.set(ServerName, before)
+					servers.Set(ServerName, before)
 				} else if known {
-					servers.del(ServerName)
+					servers.Del(ServerName)
 				}
 			}
 		} else {
 			stripHooks(doc)
 			if rec.Approved {
-				if names, ok := doc.vals["enabledMcpjsonServers"].([]any); ok {
+				if names, ok := doc.At("enabledMcpjsonServers").([]any); ok {
 					names = slices.DeleteFunc(names, func(v any) bool { return v == ServerName })
 					if len(names) == 0 {
-						doc.del("enabledMcpjsonServers")
+						doc.Del("enabledMcpjsonServers")
 					} else {
-						doc.set("enabledMcpjsonServers", names)
+						doc.Set("enabledMcpjsonServers", names)
 					}
 				}
 			}
 		}
-		newBytes := formatJSON(doc)
-		if known && r.Before == nil && len(doc.keys) == 0 {
+		newBytes := orderedjson.Encode(doc)
+		if known && r.Before == nil && len(doc.Keys()) == 0 {
 			newBytes = nil // setup created it and nothing else is in it
 		}
 		if newBytes == nil || !equalFile(unchanged, newBytes) {
@@ -317,49 +328,49 @@ func (p *Plan) remove(files map[string][]byte, rec *record) error {
 
 // stripHooks removes every hook that calls the bridge's hook tool, and
 // the groups and events left empty.
-func stripHooks(doc *object) {
-	hooks, ok := doc.vals["hooks"].(*object)
+func stripHooks(doc *orderedjson.Object) {
+	hooks, ok := doc.At("hooks").(*orderedjson.Object)
 	if !ok {
 		return
 	}
-	for _, ev := range slices.Clone(hooks.keys) {
-		list, ok := hooks.vals[ev].([]any)
+	for _, ev := range slices.Clone(hooks.Keys()) {
+		list, ok := hooks.At(ev).([]any)
 		if !ok {
 			continue
 		}
 		var kept []any
 		for _, g := range list {
-			go_, ok := g.(*object)
+			go_, ok := g.(*orderedjson.Object)
 			if !ok || len(ourHooks(g)) == 0 {
 				kept = append(kept, g)
 				continue
 			}
-			hs, _ := go_.vals["hooks"].([]any)
+			hs, _ := go_.At("hooks").([]any)
 			hs = slices.DeleteFunc(hs, isOurHook)
 			if len(hs) > 0 {
-				go_.set("hooks", hs)
+				go_.Set("hooks", hs)
 				kept = append(kept, g)
 			}
 		}
 		if len(kept) == 0 {
-			hooks.del(ev)
+			hooks.Del(ev)
 		} else {
-			hooks.set(ev, kept)
+			hooks.Set(ev, kept)
 		}
 	}
-	if len(hooks.keys) == 0 {
-		doc.del("hooks")
+	if len(hooks.Keys()) == 0 {
+		doc.Del("hooks")
 	}
 }
 
 // ourHooks returns the hooks of a matcher group that call the bridge's
 // hook tool.
 func ourHooks(g any) []any {
-	o, ok := g.(*object)
+	o, ok := g.(*orderedjson.Object)
 	if !ok {
 		return nil
 	}
-	hs, _ := o.vals["hooks"].([]any)
+	hs, _ := o.At("hooks").([]any)
 	var out []any
 	for _, h := range hs {
 		if isOurHook(h) {
@@ -370,8 +381,8 @@ func ourHooks(g any) []any {
 }
 
 func isOurHook(h any) bool {
-	o, ok := h.(*object)
-	return ok && o.vals["type"] == "mcp_tool" && o.vals["server"] == ServerName && o.vals["tool"] == HookTool
+	o, ok := h.(*orderedjson.Object)
+	return ok && o.At("type") == "mcp_tool" && o.At("server") == ServerName && o.At("tool") == HookTool
 }
 
 // withDelivery returns args with --delivery hooks, replacing another
@@ -391,8 +402,8 @@ func withDelivery(args []string) []string {
 	return append(out, "--delivery", "hooks")
 }
 
-func argList(o *object) ([]string, bool) {
-	raw, ok := o.vals["args"].([]any)
+func argList(o *orderedjson.Object) ([]string, bool) {
+	raw, ok := o.At("args").([]any)
 	if !ok {
 		return nil, false
 	}
@@ -415,12 +426,12 @@ func strs(ss []string) []any {
 	return out
 }
 
-func parseFile(files map[string][]byte, name string) (*object, error) {
-	v, err := parseJSON(files[name])
+func parseFile(files map[string][]byte, name string) (*orderedjson.Object, error) {
+	v, err := orderedjson.Parse(files[name])
 	if err != nil {
 		return nil, fmt.Errorf("%s is not valid JSON: %w", name, err)
 	}
-	o, ok := v.(*object)
+	o, ok := v.(*orderedjson.Object)
 	if !ok {
 		return nil, fmt.Errorf("%s does not hold a JSON object", name)
 	}

@@ -250,15 +250,3 @@ func toStrings(v any) []string {
 	}
 	return out
 }
-
-func TestUnifiedDiff(t *testing.T) {
-	old := []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
-	new := []byte("a\nb\nc\nd\nE\nf\ng\nh\ni\nj\nk\n")
-	want := "--- a/x\n+++ b/x\n@@ -2,9 +2,10 @@\n b\n c\n d\n-e\n+E\n f\n g\n h\n i\n j\n+k\n"
-	if got := unifiedDiff("x", old, new); got != want {
-		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
-	}
-	if got := unifiedDiff("x", nil, []byte("a\n")); got != "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+a\n" {
-		t.Errorf("diff of a new file:\n%s", got)
-	}
-}

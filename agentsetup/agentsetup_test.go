@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/conclave/conclave/orderedjson"
 )
 
 // files snapshots every file under dirs, path → content.
@@ -246,25 +247,25 @@ func checkFormat(t *testing.T, rt, project, home string, stop bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, err := parseObject(data)
+		o, err := orderedjson.ParseObject(data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sv, _ := o.get("mcpServers")
-		s, _ := sv.(*object).get("conclave")
+		sv, _ := o.Get("mcpServers")
+		s, _ := sv.(*orderedjson.Object).Get("conclave")
 		if !isOurServer(s) {
-			t.Errorf("mcpServers.conclave = %s", encode(s))
+			t.Errorf("mcpServers.conclave = %s", orderedjson.Encode(s))
 		}
-		if tr, _ := s.(*object).get("trust"); tr != true {
-			t.Errorf("the server is not trusted: %s", encode(s))
+		if tr, _ := s.(*orderedjson.Object).Get("trust"); tr != true {
+			t.Errorf("the server is not trusted: %s", orderedjson.Encode(s))
 		}
-		hv, _ := o.get("hooks")
+		hv, _ := o.Get("hooks")
 		for _, ev := range append(slices.Clone(geminiEvents), geminiStop) {
-			gv, _ := hv.(*object).get(ev)
+			gv, _ := hv.(*orderedjson.Object).Get(ev)
 			groups, _ := gv.([]any)
 			installed := len(groups) > 0 && isOurGroup(groups[len(groups)-1])
 			if want := ev != geminiStop || stop; installed != want {
-				t.Errorf("hooks.%s = %s, want it installed: %v", ev, encode(gv), want)
+				t.Errorf("hooks.%s = %s, want it installed: %v", ev, orderedjson.Encode(gv), want)
 			}
 		}
 	}

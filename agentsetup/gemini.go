@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/conclave/conclave/orderedjson"
 )
 
 // GeminiHookTimeout is the time limit, in milliseconds, that setup gives
@@ -34,28 +36,28 @@ func Gemini(o *Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := parseObject(old)
+	root, err := orderedjson.ParseObject(old)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a JSON object (%v); fix it, then run setup again", path, err)
 	}
-	servers, err := child(root, "mcpServers", path)
+	servers, err := root.Obj("mcpServers", path)
 	if err != nil {
 		return nil, err
 	}
-	hooks, err := child(root, "hooks", path)
+	hooks, err := root.Obj("hooks", path)
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := servers.get("conclave"); ok && !isOurServer(v) {
+	if v, ok := servers.Get("conclave"); ok && !isOurServer(v) {
 		return nil, fmt.Errorf("%s already has an mcpServers.conclave that does not run `conclave bridge`; left alone", path)
 	}
 
 	// Take out what an earlier setup wrote, then write it afresh (setup)
 	// or leave it out (removal).
-	_, found := servers.get("conclave")
-	servers.del("conclave")
+	_, found := servers.Get("conclave")
+	servers.Del("conclave")
 	for _, ev := range append(slices.Clone(geminiEvents), geminiStop) {
-		v, ok := hooks.get(ev)
+		v, ok := hooks.Get(ev)
 		if !ok {
 			continue
 		}
@@ -67,51 +69,51 @@ func Gemini(o *Options) (*Plan, error) {
 		groups = slices.DeleteFunc(slices.Clone(groups), isOurGroup)
 		found = found || len(groups) < n
 		if len(groups) == 0 {
-			hooks.del(ev)
+			hooks.Del(ev)
 		} else {
-			hooks.set(ev, groups)
+			hooks.Set(ev, groups)
 		}
 	}
 	if !o.Remove {
-		s := newObject()
-		s.set("command", o.Bridge[0])
+		s := orderedjson.New()
+		s.Set("command", o.Bridge[0])
 		args := make([]any, len(o.Bridge)-1)
 		for i, a := range o.Bridge[1:] {
 			args[i] = a
 		}
-		s.set("args", args)
-		s.set("trust", true)
-		servers.set("conclave", s)
+		s.Set("args", args)
+		s.Set("trust", true)
+		servers.Set("conclave", s)
 		cmd := shellJoin(o.Hook)
 		events := slices.Clone(geminiEvents)
 		if o.Stop {
 			events = append(events, geminiStop)
 		}
 		for _, ev := range events {
-			h := newObject()
-			h.set("type", "command")
-			h.set("name", geminiHookName)
-			h.set("command", cmd)
-			h.set("timeout", GeminiHookTimeout)
-			g := newObject()
-			g.set("hooks", []any{h})
+			h := orderedjson.New()
+			h.Set("type", "command")
+			h.Set("name", geminiHookName)
+			h.Set("command", cmd)
+			h.Set("timeout", GeminiHookTimeout)
+			g := orderedjson.New()
+			g.Set("hooks", []any{h})
 			var groups []any
-			if v, ok := hooks.get(ev); ok {
+			if v, ok := hooks.Get(ev); ok {
 				groups = v.([]any)
 			}
-			hooks.set(ev, append(groups, g))
+			hooks.Set(ev, append(groups, g))
 		}
 	}
 	for _, k := range []string{"mcpServers", "hooks"} {
-		if v, _ := root.get(k); v != nil && len(v.(*object).keys) == 0 {
-			root.del(k)
+		if v, _ := root.Get(k); v != nil && len(v.(*orderedjson.Object).Keys()) == 0 {
+			root.Del(k)
 		}
 	}
 
 	f := FileChange{Path: path, Old: old, OldExists: exists, Exists: true}
 	switch {
-	case len(root.keys) > 0:
-		f.New = encode(root)
+	case len(root.Keys()) > 0:
+		f.New = orderedjson.Encode(root)
 	case o.Remove:
 		f.Exists = false
 	default:
@@ -136,49 +138,34 @@ func Gemini(o *Options) (*Plan, error) {
 	return p, nil
 }
 
-// child returns root[k] as an object, adding an empty one if absent.
-func child(root *object, k, path string) (*object, error) {
-	v, ok := root.get(k)
-	if !ok {
-		o := newObject()
-		root.set(k, o)
-		return o, nil
-	}
-	o, ok := v.(*object)
-	if !ok {
-		return nil, fmt.Errorf("%s: %s is not an object", path, k)
-	}
-	return o, nil
-}
-
 // isOurServer reports whether an mcpServers entry runs `conclave bridge`.
 func isOurServer(v any) bool {
-	o, ok := v.(*object)
+	o, ok := v.(*orderedjson.Object)
 	if !ok {
 		return false
 	}
-	args, _ := o.get("args")
+	args, _ := o.Get("args")
 	list, _ := args.([]any)
 	return slices.Contains(list, any("bridge"))
 }
 
 // isOurGroup reports whether a hook group holds only setup's hooks.
 func isOurGroup(v any) bool {
-	g, ok := v.(*object)
+	g, ok := v.(*orderedjson.Object)
 	if !ok {
 		return false
 	}
-	hv, _ := g.get("hooks")
+	hv, _ := g.Get("hooks")
 	hooks, _ := hv.([]any)
 	if len(hooks) == 0 {
 		return false
 	}
 	for _, h := range hooks {
-		ho, ok := h.(*object)
+		ho, ok := h.(*orderedjson.Object)
 		if !ok {
 			return false
 		}
-		if name, _ := ho.get("name"); name != geminiHookName {
+		if name, _ := ho.Get("name"); name != geminiHookName {
 			return false
 		}
 	}

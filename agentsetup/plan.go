@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/linediff"
 )
 
 // Options says what to set up and where. Project and Bridge are required.
@@ -74,7 +75,14 @@ func (p *Plan) Diff() string {
 	var sb strings.Builder
 	for i := range p.Files {
 		f := &p.Files[i]
-		sb.WriteString(lineDiff(f.Path, f.Old, f.New, f.OldExists, f.Exists))
+		from, to := f.Path, f.Path
+		if !f.OldExists {
+			from = "/dev/null"
+		}
+		if !f.Exists {
+			to = "/dev/null"
+		}
+		sb.WriteString(linediff.Unified(from, to, f.Old, f.New))
 	}
 	return sb.String()
 }

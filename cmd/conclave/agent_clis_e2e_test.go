@@ -37,6 +37,7 @@ type agentRun struct {
 	bob     *control.Conn
 	bodies  chan string // the bodies bob sees in #ops
 	fakeLog string
+	flags   []string // more flags for agent setup
 }
 
 func newAgentRun(t *testing.T, binEnv string) *agentRun {
@@ -76,6 +77,13 @@ func newAgentRun(t *testing.T, binEnv string) *agentRun {
 // r.bodies.
 func (r *agentRun) listen(user, channel string) *control.Conn {
 	r.t.Helper()
+	return r.listenTo(user, channel, r.bodies)
+}
+
+// listenTo joins channel as user (session "watch") and sends every body
+// it delivers there to bodies.
+func (r *agentRun) listenTo(user, channel string, bodies chan<- string) *control.Conn {
+	r.t.Helper()
 	key, _, err := identity.LoadKey(r.w.dirs[user])
 	if err != nil {
 		r.t.Fatal(err)
@@ -88,7 +96,7 @@ func (r *agentRun) listen(user, channel string) *control.Conn {
 	go func() {
 		for f := range conn.Events() {
 			if f.Channel == channel && f.Body != nil {
-				r.bodies <- *f.Body
+				bodies <- *f.Body
 			}
 		}
 	}()
@@ -100,7 +108,8 @@ func (r *agentRun) listen(user, channel string) *control.Conn {
 func (r *agentRun) setup(runtime string, env ...string) string {
 	r.t.Helper()
 	env = append(env, "HOME="+r.home)
-	return ok(r.t, env, "--config-dir", r.w.dirs["alice"], "agent", "setup", runtime, "--project", r.project, "--join", "ops")
+	args := append([]string{"--config-dir", r.w.dirs["alice"], "agent", "setup", runtime, "--project", r.project, "--join", "ops"}, r.flags...)
+	return ok(r.t, env, args...)
 }
 
 // fake starts the fake model API (script under testing/) and returns its
@@ -137,28 +146,10 @@ func (r *agentRun) waitCmd() string {
 	return fmt.Sprintf("i=0; while [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.2; echo waited", r.gate)
 }
 
-// converse waits until alice's session is in #ops, posts to it, opens
-// the gate, and waits for the agent's answer in #ops.
-func (r *agentRun) converse(cmd *exec.Cmd, out *strings.Builder) {
+// awaitPong waits for the agent's answer "pong" in #ops, then for the
+// CLI (done) to end well.
+func (r *agentRun) awaitPong(done <-chan error, out *strings.Builder) {
 	r.t.Helper()
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	r.t.Cleanup(func() { cmd.Process.Kill() })
-	// Gemini CLI takes several seconds to start, more on a loaded machine.
-	deadline := time.Now().Add(150 * time.Second)
-	for !strings.Contains(ok(r.t, []string{"CONCLAVE_CONFIG_DIR=" + r.w.dirs["bob"]}, "who", "ops"), "alice/") {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("the agent's bridge never joined #ops; output:\n%s", out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	post(r.t, r.bob, "ops", "hello agent, are you there?")
-	if err := os.WriteFile(r.gate, nil, 0o600); err != nil {
-		r.t.Fatal(err)
-	}
 	timeout := time.After(150 * time.Second)
 	for {
 		select {
@@ -236,21 +227,35 @@ func collectStrings(raw json.RawMessage, sb *strings.Builder) {
 	walk(v)
 }
 
-// TestCodexCLI: the real Codex CLI, configured only through `agent setup
-// codex` (the test seeds only Codex's own model provider and project
-// trust), runs a turn against the fake Responses API; a message posted in
-// #ops while the turn's first tool runs reaches the model at the next
-// turn boundary (PostToolUse, through `conclave hook codex`), delimited as
-// a <channel> element, and the model's send_channel call posts into #ops.
-func TestCodexCLI(t *testing.T) {
-	r := newAgentRun(t, codexBinEnv)
-	codexHome := filepath.Join(r.home, ".codex")
-	base := r.fake("codex-rig/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", firstToolMax,
-		`FAKE_FIRST_TOOL_INPUT={"cmd":`+jsonString(r.waitCmd())+`,"yield_time_ms":60000}`)
+// codex is `codex exec` with args in the project, its output collected.
+func (r *agentRun) codex(codexHome string, args ...string) (*exec.Cmd, *strings.Builder) {
+	cmd := exec.Command(os.Getenv(codexBinEnv), append([]string{"exec", "--skip-git-repo-check"}, args...)...)
+	cmd.Dir = r.project
+	cmd.Env = append(os.Environ(), "HOME="+r.home, "CODEX_HOME="+codexHome, "FAKE_API_KEY=fake")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	return cmd, &out
+}
+
+// gemini is a headless `gemini -p` turn in the project against the fake
+// Gemini API at base, its output collected.
+func (r *agentRun) gemini(base string) (*exec.Cmd, *strings.Builder) {
+	cmd := exec.Command(os.Getenv(geminiBinEnv), "-p", "work on the task", "--approval-mode", "yolo")
+	cmd.Dir = r.project
+	cmd.Env = append(os.Environ(), "HOME="+r.home, "GEMINI_API_KEY=fake", "GOOGLE_GEMINI_BASE_URL="+base)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	return cmd, &out
+}
+
+// codexConfig writes Codex's own configuration into codexHome: the fake
+// model API at base as its model provider, and the project trusted.
+func (r *agentRun) codexConfig(codexHome, base string) {
+	r.t.Helper()
 	if err := os.MkdirAll(codexHome, 0o700); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(codexHome, "config.toml"), fmt.Sprintf(`model = "fake-model"
+	writeFile(r.t, filepath.Join(codexHome, "config.toml"), fmt.Sprintf(`model = "fake-model"
 model_provider = "fake"
 
 [model_providers.fake]
@@ -262,17 +267,123 @@ wire_api = "responses"
 [projects.%q]
 trust_level = "trusted"
 `, base, r.project))
+}
+
+// converse starts cmd, waits until alice's bridge is in #ops, posts to
+// it, opens the gate, and waits for the agent's answer in #ops.
+//
+// With finishing, the message reaches the bridge while the model is
+// still giving its answer (the fake model holds it until the gate opens,
+// and answers without a tool call): the agent is finishing when it is
+// delivered, so only the Stop hook can hand it over. The gate then opens
+// only once the model was asked (a turn's request carries the tools, so
+// the prompt's hooks have run) and alice's own watcher got the message
+// from the same delivery that reaches her bridge.
+func (r *agentRun) converse(cmd *exec.Cmd, out *strings.Builder, finishing bool) {
+	r.t.Helper()
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	r.t.Cleanup(func() { cmd.Process.Kill() })
+	// Gemini CLI takes several seconds to start, more on a loaded machine.
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		log, _ := os.ReadFile(r.fakeLog)
+		asked := !finishing || strings.Contains(string(log), `"tools":`) || strings.Contains(string(log), `"functionDeclarations"`)
+		if asked && strings.Contains(ok(r.t, []string{"CONCLAVE_CONFIG_DIR=" + r.w.dirs["bob"]}, "who", "ops"), "alice/") {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("the bridge never joined #ops (or the model was never asked); output:\n%s", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	mine := make(chan string, 64)
+	if finishing {
+		r.listenTo("alice", "ops", mine)
+	}
+	post(r.t, r.bob, "ops", "hello agent, are you there?")
+	for finishing {
+		if b := <-mine; b == "hello agent, are you there?" {
+			break
+		}
+	}
+	if err := os.WriteFile(r.gate, nil, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	r.awaitPong(done, out)
+}
+
+// TestCodexCLIStop: with `agent setup codex --stop-hook`, a message that
+// reaches the bridge while the model gives its final answer is handed
+// over by Codex's Stop hook, which keeps the agent going (the message is
+// the next prompt, as the fake API's log shows) to answer into #ops.
+func TestCodexCLIStop(t *testing.T) {
+	r := newAgentRun(t, codexBinEnv)
+	r.flags = []string{"--stop-hook"}
+	codexHome := filepath.Join(r.home, ".codex")
+	base := r.fake("codex-rig/fake-openai.mjs", "FAKE_HOLD_FILE="+r.gate)
+	r.codexConfig(codexHome, base)
+	if out := r.setup("codex", "CODEX_HOME="+codexHome); !strings.Contains(out, "[[hooks.Stop]]") {
+		t.Errorf("setup output:\n%s", out)
+	}
+	cmd, stdout := r.codex(codexHome, "-s", "danger-full-access", "work on the task")
+	r.converse(cmd, stdout, true)
+	// Codex wraps the reason in <hook_prompt> and escapes < and > in it.
+	r.delivered(`<hook_prompt [^>]*>conclave: 1 new message\(s\) arrived while you were finishing[^\n]*\n` +
+		`&lt;channel source="conclave" server="[^"]+" channel="ops" from="bob/bob-m/watch" kind="channel"&gt;[^&<]*hello agent, are you there\?\n&lt;/channel&gt;</hook_prompt>`)
+}
+
+// TestGeminiCLIStop: the same with Gemini CLI's AfterAgent hook (`agent
+// setup gemini --stop-hook`); the continuation prompt is the reason as
+// given, the <channel> element unescaped.
+func TestGeminiCLIStop(t *testing.T) {
+	r := newAgentRun(t, geminiBinEnv)
+	r.flags = []string{"--stop-hook"}
+	base := r.fake("gemini-rig/fake-gemini.mjs", "FAKE_HOLD_FILE="+r.gate)
+	r.geminiConfig()
+	if out := r.setup("gemini"); !strings.Contains(out, `"AfterAgent"`) {
+		t.Errorf("setup output:\n%s", out)
+	}
+	cmd, stdout := r.gemini(base)
+	r.converse(cmd, stdout, true)
+	r.delivered(`conclave: 1 new message\(s\) arrived while you were finishing[^\n]*\n` +
+		`<channel source="conclave" server="[^"]+" channel="ops" from="bob/bob-m/watch" kind="channel">[^<]*hello agent, are you there\?\n</channel>`)
+}
+
+// geminiConfig writes Gemini CLI's own configuration: API-key auth and
+// the project trusted.
+func (r *agentRun) geminiConfig() {
+	r.t.Helper()
+	gdir := filepath.Join(r.home, ".gemini")
+	if err := os.MkdirAll(gdir, 0o700); err != nil {
+		r.t.Fatal(err)
+	}
+	writeFile(r.t, filepath.Join(gdir, "settings.json"), `{"security": {"auth": {"selectedType": "gemini-api-key"}}}`)
+	writeFile(r.t, filepath.Join(gdir, "trustedFolders.json"), fmt.Sprintf(`{%s: "TRUST_FOLDER"}`, jsonString(r.project)))
+}
+
+// TestCodexCLI: the real Codex CLI, configured only through `agent setup
+// codex` (the test seeds only Codex's own model provider and project
+// trust), runs a turn against the fake Responses API; a message posted in
+// #ops while the turn's first tool runs reaches the model at the next
+// turn boundary (PostToolUse, through `conclave hook codex`), delimited as
+// a <channel> element, and the model's send_channel call posts into #ops.
+func TestCodexCLI(t *testing.T) {
+	r := newAgentRun(t, codexBinEnv)
+	codexHome := filepath.Join(r.home, ".codex")
+	base := r.fake("codex-rig/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", firstToolMax,
+		`FAKE_FIRST_TOOL_INPUT={"cmd":`+jsonString(r.waitCmd())+`,"yield_time_ms":60000}`)
+	r.codexConfig(codexHome, base)
 	out := r.setup("codex", "CODEX_HOME="+codexHome)
 	if !strings.Contains(out, "hook codex") || !strings.Contains(out, "[mcp_servers.conclave]") {
 		t.Errorf("setup output:\n%s", out)
 	}
 
-	var stdout strings.Builder
-	cmd := exec.Command(os.Getenv(codexBinEnv), "exec", "--skip-git-repo-check", "-s", "danger-full-access", "work on the task")
-	cmd.Dir = r.project
-	cmd.Env = append(os.Environ(), "HOME="+r.home, "CODEX_HOME="+codexHome, "FAKE_API_KEY=fake")
-	cmd.Stdout, cmd.Stderr = &stdout, &stdout
-	r.converse(cmd, &stdout)
+	cmd, stdout := r.codex(codexHome, "-s", "danger-full-access", "work on the task")
+	r.converse(cmd, stdout, false)
 
 	seen := r.delivered(`<channel source="conclave" server="[^"]+" channel="ops" from="bob/bob-m/watch" kind="channel">[^<]*hello agent, are you there\?\n</channel>`)
 	if !strings.Contains(seen, "Permission level converse") {
@@ -305,31 +416,13 @@ func TestCodexCLIPermission(t *testing.T) {
 	codexHome := filepath.Join(r.home, ".codex")
 	base := r.fake("codex-rig/fake-openai.mjs", "FAKE_FIRST_TOOL=exec_command", "FAKE_FIRST_TOOL_MAX=1",
 		`FAKE_FIRST_TOOL_INPUT={"cmd":`+jsonString("touch "+made)+`,"sandbox_permissions":"require_escalated","justification":"may I touch it?"}`)
-	if err := os.MkdirAll(codexHome, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(codexHome, "config.toml"), fmt.Sprintf(`model = "fake-model"
-model_provider = "fake"
-
-[model_providers.fake]
-name = "fake"
-base_url = "%s/v1"
-env_key = "FAKE_API_KEY"
-wire_api = "responses"
-
-[projects.%q]
-trust_level = "trusted"
-`, base, r.project))
+	r.codexConfig(codexHome, base)
 	if out := r.setup("codex", "CODEX_HOME="+codexHome); !strings.Contains(out, "[[hooks.PermissionRequest]]") {
 		t.Errorf("setup output:\n%s", out)
 	}
 
 	for _, behavior := range []string{"allow", "deny"} {
-		var stdout strings.Builder
-		cmd := exec.Command(os.Getenv(codexBinEnv), "exec", "--skip-git-repo-check", "--approve-for-me", "run the task")
-		cmd.Dir = r.project
-		cmd.Env = append(os.Environ(), "HOME="+r.home, "CODEX_HOME="+codexHome, "FAKE_API_KEY=fake")
-		cmd.Stdout, cmd.Stderr = &stdout, &stdout
+		cmd, stdout := r.codex(codexHome, "--approve-for-me", "run the task")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -397,23 +490,14 @@ func TestGeminiCLI(t *testing.T) {
 	r := newAgentRun(t, geminiBinEnv)
 	base := r.fake("gemini-rig/fake-gemini.mjs", "FAKE_FIRST_TOOL=run_shell_command", firstToolMax,
 		`FAKE_FIRST_TOOL_INPUT={"command":`+jsonString(r.waitCmd())+`}`)
-	gdir := filepath.Join(r.home, ".gemini")
-	if err := os.MkdirAll(gdir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(gdir, "settings.json"), `{"security": {"auth": {"selectedType": "gemini-api-key"}}}`)
-	writeFile(t, filepath.Join(gdir, "trustedFolders.json"), fmt.Sprintf(`{%s: "TRUST_FOLDER"}`, jsonString(r.project)))
+	r.geminiConfig()
 	out := r.setup("gemini")
 	if !strings.Contains(out, "hook gemini") || !strings.Contains(out, `"mcpServers"`) {
 		t.Errorf("setup output:\n%s", out)
 	}
 
-	var stdout strings.Builder
-	cmd := exec.Command(os.Getenv(geminiBinEnv), "-p", "work on the task", "--approval-mode", "yolo")
-	cmd.Dir = r.project
-	cmd.Env = append(os.Environ(), "HOME="+r.home, "GEMINI_API_KEY=fake", "GOOGLE_GEMINI_BASE_URL="+base)
-	cmd.Stdout, cmd.Stderr = &stdout, &stdout
-	r.converse(cmd, &stdout)
+	cmd, stdout := r.gemini(base)
+	r.converse(cmd, stdout, false)
 
 	seen := r.delivered(`&lt;channel source="conclave" server="[^"]+" channel="ops" from="bob/bob-m/watch" kind="channel"&gt;[^&]*hello agent, are you there\?\n&lt;/channel&gt;`)
 	if !strings.Contains(seen, "Permission level converse") {

@@ -1,14 +1,19 @@
-package agent
+package linediff
 
 import (
 	"fmt"
 	"strings"
 )
 
-// unifiedDiff renders the line changes from old to new in the unified
-// format with three lines of context. Settings files are small, so a
-// plain longest-common-subsequence table is enough.
-func unifiedDiff(name string, old, new []byte) string {
+// context is how many unchanged lines surround each change.
+const context = 3
+
+// Unified renders the line changes from old to new as a unified diff
+// under the headers `--- from` and `+++ to` (name a missing file
+// /dev/null), with three lines of context; "" when no line changes.
+// Settings files are small, so a plain longest-common-subsequence table
+// is enough.
+func Unified(from, to string, old, new []byte) string {
 	a, b := splitLines(old), splitLines(new)
 	n, m := len(a), len(b)
 	lcs := make([][]int, n+1)
@@ -25,12 +30,12 @@ func unifiedDiff(name string, old, new []byte) string {
 		}
 	}
 	type op struct {
-		kind byte // ' ', '-', '+'
-		text string
-		ai   int
-		bi   int
+		kind   byte // ' ', '-', '+'
+		text   string
+		ai, bi int
 	}
 	var ops []op
+	changed := false
 	i, j := 0, 0
 	for i < n || j < m {
 		switch {
@@ -40,28 +45,25 @@ func unifiedDiff(name string, old, new []byte) string {
 			j++
 		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
 			ops = append(ops, op{'-', a[i], i, j})
+			changed = true
 			i++
 		default:
 			ops = append(ops, op{'+', b[j], i, j})
+			changed = true
 			j++
 		}
 	}
-	const ctx = 3
+	if !changed {
+		return ""
+	}
 	var sb strings.Builder
-	from, to := "a/"+name, "b/"+name
-	if old == nil {
-		from = "/dev/null"
-	}
-	if new == nil {
-		to = "/dev/null"
-	}
 	fmt.Fprintf(&sb, "--- %s\n+++ %s\n", from, to)
 	for k := 0; k < len(ops); {
 		if ops[k].kind == ' ' {
 			k++
 			continue
 		}
-		start := max(0, k-ctx)
+		start := max(0, k-context)
 		end := k
 		for end < len(ops) {
 			if ops[end].kind != ' ' {
@@ -72,8 +74,8 @@ func unifiedDiff(name string, old, new []byte) string {
 			for run < len(ops) && ops[run].kind == ' ' {
 				run++
 			}
-			if run-end > 2*ctx || run == len(ops) {
-				end = min(end+ctx, len(ops))
+			if run-end > 2*context || run == len(ops) {
+				end = min(end+context, len(ops))
 				break
 			}
 			end = run
