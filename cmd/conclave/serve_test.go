@@ -68,7 +68,13 @@ func TestKillNineKeepsAcknowledgedChanges(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	ackedNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
 	for cycle := 0; cycle < 3; cycle++ {
+		before := ackedNow()
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for w := 0; w < 4; w++ {
@@ -90,7 +96,13 @@ func TestKillNineKeepsAcknowledgedChanges(t *testing.T) {
 				}
 			}(w)
 		}
-		time.Sleep(time.Duration(300+cycle*150) * time.Millisecond)
+		// Kill while creations are streaming: once this cycle has one
+		// acknowledged (however slow the machine), then a little later
+		// each cycle.
+		for deadline := time.Now().Add(60 * time.Second); ackedNow() == before && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(100+cycle*150) * time.Millisecond)
 		srv.cmd.Process.Signal(syscall.SIGKILL)
 		<-srv.done
 		close(stop)
