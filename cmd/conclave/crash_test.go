@@ -397,7 +397,26 @@ func TestCrashCampaign(t *testing.T) {
 		crashCheck(t, when, led, owner, url, as)
 	}
 
+	// waitFor gives the workers up to a minute until ready says yes: a
+	// loaded machine may spend the whole fixed pause before the first
+	// acknowledgement, and then a cycle or the campaign proves nothing.
+	acknowledged := func() int {
+		led.mu.Lock()
+		defer led.mu.Unlock()
+		n := 0
+		for _, c := range led.counts {
+			n += c
+		}
+		return n
+	}
+	waitFor := func(ready func() bool) {
+		for deadline := time.Now().Add(time.Minute); !ready() && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	for cycle := 1; cycle <= *crashCycles; cycle++ {
+		before := acknowledged()
+		waitFor(func() bool { return acknowledged() > before })
 		time.Sleep(time.Duration(200+rand.IntN(1000)) * time.Millisecond)
 		srv.kill9()
 		// The data dir a kill -9 leaves verifies, read-only, before any repair.
@@ -409,6 +428,11 @@ func TestCrashCampaign(t *testing.T) {
 		t.Logf("cycle %d: restarted: %s", cycle, recoveredSummary(srv.recovered()))
 		check(fmt.Sprintf("after restart %d", cycle))
 	}
+	waitFor(func() bool {
+		led.mu.Lock()
+		defer led.mu.Unlock()
+		return led.counts["register"] > 0 && led.counts["send"] > 0 && led.counts["acl add"] > 0 && led.counts["join --token"] > 0
+	})
 	close(stop)
 	wg.Wait()
 	check("at the end")
