@@ -56,6 +56,11 @@
 // follows" is checked at every byte offset, so a damaged length field in
 // the middle is not mistaken for a torn tail.
 //
+// With [Options.KeepDamaged] (plain log only) a damaged entry in the
+// middle of the last segment — a whole frame failing its checksum, valid
+// entries after it — is left in place and reported instead of refused, so
+// that a caller (the server's channel history) can read around it.
+//
 // Nothing else is repaired. Damage in any other segment, a bad record
 // followed by good ones, a checksummed record with the wrong seq or prev,
 // or a gap between segments is reported as an error wrapping [ErrCorrupt]

@@ -88,6 +88,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.KeepDamaged = false // the event log is authority: damage stops it
 	l := &Log{dir: dir}
 	l.s = store{dir: dir, opts: o, codec: logCodec, onOpen: l.onOpenLocked}
 	l.mu.Lock()

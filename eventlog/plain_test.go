@@ -170,6 +170,61 @@ func TestPlainTornTail(t *testing.T) {
 		_, err := OpenPlain(dir, nil)
 		wantSegmentError(t, err, last.Name, last.Index, ErrCorrupt, ErrChecksum)
 	})
+	t.Run("bad crc in the middle, KeepDamaged", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "k")
+		copyDir(t, src, dir)
+		if len(offs) < 2 {
+			t.Fatalf("last segment holds %d entries", len(offs))
+		}
+		b := append([]byte(nil), data...)
+		b[offs[0]+10] ^= 1
+		writeFile(t, filepath.Join(dir, last.Name), b)
+		var logs logBuffer
+		p := openPlain(t, dir, &Options{NoSync: true, SegmentSize: 1024, KeepDamaged: true, Logger: logs.logger()})
+		if p.LastIndex() != 9 {
+			t.Fatalf("LastIndex %d, want 9: nothing may be cut", p.LastIndex())
+		}
+		if !bytes.Equal(readFile(t, filepath.Join(dir, last.Name)), b) || len(brokenFiles(t, dir)) != 0 {
+			t.Fatal("the segment was changed")
+		}
+		bad := last.Index
+		if !strings.Contains(logs.String(), fmt.Sprintf("seq=%d", bad)) {
+			t.Fatalf("no warning names seq %d:\n%s", bad, logs.String())
+		}
+		_, err := p.Read(bad)
+		wantSegmentError(t, err, last.Name, bad, ErrChecksum)
+		for _, i := range []uint64{1, bad - 1, bad + 1, 9} {
+			if d, err := p.Read(i); err != nil || !bytes.Equal(d, historyData(int(i))) {
+				t.Fatalf("Read(%d) = %q, %v", i, d, err)
+			}
+		}
+		if first, err := p.Append(plainDatas(10, 1)); err != nil || first != 10 {
+			t.Fatalf("Append = %d, %v", first, err)
+		}
+		var damaged []uint64
+		rd, err := OpenPlainReader(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = rd.Scan(&ScanOptions{OnDamage: func(se *SegmentError) error {
+			damaged = append(damaged, se.Seq)
+			return nil
+		}}, func(uint64, []byte) error { return nil })
+		if err != nil || len(damaged) != 1 || damaged[0] != bad {
+			t.Fatalf("PlainReader scan: %v, damaged %v, want [%d]", err, damaged, bad)
+		}
+		// A damaged last entry is still a torn tail, cut as before.
+		p.Close()
+		dir2 := filepath.Join(t.TempDir(), "k2")
+		copyDir(t, src, dir2)
+		b = append([]byte(nil), data...)
+		b[offs[len(offs)-1]+10] ^= 1
+		writeFile(t, filepath.Join(dir2, last.Name), b)
+		p2 := openPlain(t, dir2, &Options{NoSync: true, KeepDamaged: true})
+		if p2.LastIndex() != 8 || len(brokenFiles(t, dir2)) != 1 {
+			t.Fatalf("LastIndex %d, want the torn last entry cut", p2.LastIndex())
+		}
+	})
 	t.Run("bad crc in an earlier segment", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "e")
 		copyDir(t, src, dir)

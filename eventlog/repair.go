@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/conclave/conclave/atomicfile"
 )
@@ -44,7 +45,7 @@ type tailScan struct {
 }
 
 // scanTail parses the last segment and finds where its valid entries end.
-func scanTail(seg Segment, c codec, trustedSeq uint64, logger *slog.Logger) (tailScan, []byte, error) {
+func scanTail(seg Segment, c codec, opts *Options) (tailScan, []byte, error) {
 	ts := tailScan{seg: seg}
 	data, err := os.ReadFile(seg.Path)
 	if err != nil {
@@ -68,12 +69,24 @@ func scanTail(seg Segment, c codec, trustedSeq uint64, logger *slog.Logger) (tai
 			index++
 			continue
 		}
-		if ferr == nil && index <= trustedSeq {
+		if ferr == nil && index <= opts.TrustedSeq {
 			// A whole record, damaged, that the caller's snapshot covers:
 			// keep it (the log is the audit trail) and go on; the chain
 			// check restarts after it.
-			logger.Warn("damaged event record covered by the trusted snapshot; audit verify reports it",
+			opts.Logger.Warn("damaged event record covered by the trusted snapshot; audit verify reports it",
 				"segment", seg.Name, "seq", index, "err", cerr)
+			ts.count++
+			ts.last, ts.lastDamaged = payload, true
+			off += n
+			index++
+			check = c.newCheck()
+			continue
+		}
+		if ferr == nil && opts.KeepDamaged && c.validAfter(data, off, index) {
+			// A whole entry, damaged, in the middle of the segment: the
+			// caller reads around it (see Options.KeepDamaged).
+			opts.Logger.Warn("damaged log entry kept in place; valid entries follow it",
+				"dir", filepath.Dir(seg.Path), "segment", seg.Name, "seq", index, "err", cerr)
 			ts.count++
 			ts.last, ts.lastDamaged = payload, true
 			off += n
@@ -96,7 +109,8 @@ func scanTail(seg Segment, c codec, trustedSeq uint64, logger *slog.Logger) (tai
 
 // repairTail scans the last segment of dir and cuts a torn tail off it,
 // keeping the cut bytes in a .broken file and fsyncing file and directory.
-func repairTail(dir string, c codec, sync bool, logger *slog.Logger, trustedSeq uint64) (tailScan, error) {
+func repairTail(dir string, c codec, sync bool, opts *Options) (tailScan, error) {
+	logger := opts.Logger
 	segs, err := ListSegments(dir)
 	if err != nil {
 		return tailScan{}, err
@@ -104,7 +118,7 @@ func repairTail(dir string, c codec, sync bool, logger *slog.Logger, trustedSeq 
 	if len(segs) == 0 {
 		return tailScan{}, nil
 	}
-	ts, data, err := scanTail(segs[len(segs)-1], c, trustedSeq, logger)
+	ts, data, err := scanTail(segs[len(segs)-1], c, opts)
 	ts.segments = len(segs)
 	if err != nil {
 		return ts, err

@@ -50,6 +50,15 @@ type Options struct {
 	// TrustedHash. Zero trusts nothing. Event log only.
 	TrustedSeq  uint64
 	TrustedHash [32]byte
+	// KeepDamaged lets [OpenPlain] open a plain log whose last segment
+	// holds a damaged entry in its middle — a whole frame whose checksum
+	// fails, followed by valid entries — instead of refusing: the entry
+	// stays on disk as it is, a warning names it, [Plain.Read] reports its
+	// damage and a [PlainReader] scan with OnDamage finds it, so that the
+	// caller can read around it. Damage that could be a torn write (no
+	// valid entry follows) is still cut as a torn tail. Plain log only;
+	// default false.
+	KeepDamaged bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -131,7 +140,7 @@ func (s *store) open(cut bool, last uint64) error {
 			return fmt.Errorf("undo failed batch: %w", err)
 		}
 	}
-	ts, err := repairTail(s.dir, s.codec, s.sync(), s.opts.Logger, s.opts.TrustedSeq)
+	ts, err := repairTail(s.dir, s.codec, s.sync(), &s.opts)
 	if err != nil {
 		return err
 	}

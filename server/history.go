@@ -96,18 +96,24 @@ type history struct {
 	advanced chan struct{}
 
 	queue chan *histOp
+
+	// gapMu guards broken.
+	gapMu  sync.Mutex
+	broken map[uint64]bool // seqs of damaged records found so far
 }
 
 func openHistory(s *Server) (*history, error) {
 	h := &history{srv: s, retention: s.cfg.HistoryRetention, index: make(map[uint64][]histEntry),
-		queue: make(chan *histOp, historyQueue), advanced: make(chan struct{})}
+		queue: make(chan *histOp, historyQueue), advanced: make(chan struct{}), broken: make(map[uint64]bool)}
 	if s.store == nil {
 		h.mem = make(map[uint64][]byte)
 		h.next = 1
 		return h, nil
 	}
 	dir := s.store.data.History()
-	log, err := eventlog.OpenPlain(dir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook})
+	// KeepDamaged: history is chat, not authority; a damaged record in
+	// the middle of the newest segment must not stop the server.
+	log, err := eventlog.OpenPlain(dir, &eventlog.Options{NoSync: s.cfg.NoSync, Logger: s.log, FailHook: s.cfg.failHook, KeepDamaged: true})
 	if err != nil {
 		return nil, fmt.Errorf("open history in %s: %w", dir, err)
 	}
@@ -119,11 +125,7 @@ func openHistory(s *Server) (*history, error) {
 		live[c.ID] = true
 	}
 	start, n := time.Now(), 0
-	err = log.Scan(log.FirstIndex(), func(idx uint64, data []byte) error {
-		var r histRecord
-		if err := json.Unmarshal(data, &r); err != nil {
-			return fmt.Errorf("history record %d: %w", idx, err)
-		}
+	err = h.load(dir, func(idx uint64, r *histRecord) {
 		if r.TsMs > h.lastTs {
 			h.lastTs = r.TsMs
 		}
@@ -131,7 +133,6 @@ func openHistory(s *Server) (*history, error) {
 			h.index[r.CID] = append(h.index[r.CID], histEntry{seq: idx, tsMs: r.TsMs})
 			n++
 		}
-		return nil
 	})
 	if err != nil {
 		log.Close()
@@ -280,9 +281,9 @@ func (h *history) append(batch []*histOp, datas [][]byte) error {
 		return fmt.Errorf("history numbering drifted: the log is at %d, the batch numbered from %d", have, want)
 	}
 	if want > have {
-		// Fill the numbers of refused posts (see persistPosts) with placeholder
-		// records of channel 0, which no channel reads.
-		filler, _ := json.Marshal(histRecord{TsMs: batch[0].tsMs})
+		// Fill the numbers of refused posts (see persistPosts) with gap
+		// records (see the gap rule in history_gap.go).
+		filler := HistoryGapRecord(batch[0].tsMs)
 		fill := make([][]byte, 0, want-have+uint64(len(datas)))
 		for i := have; i < want; i++ {
 			fill = append(fill, filler)
@@ -360,6 +361,9 @@ func (h *history) page(cid uint64, channel string, after *uint64, sinceMs *int64
 			if data, err = h.log.Read(e.seq); err != nil {
 				if e.tsMs < time.Now().Add(-h.retention).UnixMilli() {
 					continue // purged between the index read and now
+				}
+				if h.readGap(e.seq, err) {
+					continue
 				}
 				return nil, fmt.Errorf("read history %d: %w", e.seq, err)
 			}

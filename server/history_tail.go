@@ -104,6 +104,9 @@ func (h *history) pageBefore(ctx context.Context, cid uint64, channel string, be
 					more = false // purged: nothing older remains either
 					break
 				}
+				if h.readGap(e.seq, err) {
+					continue
+				}
 				return nil, fmt.Errorf("read history %d: %w", e.seq, err)
 			}
 		}

@@ -34,6 +34,9 @@ type metrics struct {
 	messagesIn  atomic.Int64
 	deliveries  atomic.Int64
 	slowDrops   atomic.Int64 // sessions dropped as slow consumers
+	// historyDamaged counts damaged history records found (at start or
+	// on a read), each once.
+	historyDamaged atomic.Int64
 
 	// fanout is, per write, how long its oldest frame waited in the
 	// session's queue, write included.
@@ -151,6 +154,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 		queued += b
 	}
 	p("conclave_outbound_queued_bytes", "Bytes queued for sessions and not yet written, summed over sessions (a delivery shared by several counts once for each).", "gauge", queued)
+	p("conclave_history_damaged_records_total", "Damaged history records found (at start or on a read), each counted once; readers get a gap there. conclave audit verify names them, conclave repair sets them aside.", "counter", m.historyDamaged.Load())
 	p("conclave_slow_consumer_drops_total", "Sessions dropped because their outbound queue went over its budget (--queue-bytes, or 1024 frames).", "counter", m.slowDrops.Load())
 
 	head("conclave_fanout_latency_seconds", "Per write to a session: how long its oldest frame waited from being queued (a post's fan-out) to the end of the write.", "histogram")
