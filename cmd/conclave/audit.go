@@ -429,7 +429,23 @@ type auditVerify struct {
 	Invalid        *auditInvalid   `json:"invalid"`   // the first record that does not apply, or null
 	Snapshots      []auditSnapshot `json:"snapshots"`
 	HistoryChecked bool            `json:"history_checked"`
+	History        auditHistory    `json:"history"`
 	Error          string          `json:"error,omitempty"` // the first problem
+}
+
+type auditHistory struct {
+	Records uint64        `json:"records"` // intact records
+	First   uint64        `json:"first"`
+	Last    uint64        `json:"last"`
+	Damaged []auditDamage `json:"damaged"`
+}
+
+type auditDamage struct {
+	Segment string `json:"segment"` // file name under history/
+	Seq     uint64 `json:"seq"`
+	Last    uint64 `json:"last,omitempty"` // last seq of a run hidden by one damaged frame
+	Offset  int64  `json:"offset"`         // byte offset in the segment, -1 if unknown
+	Error   string `json:"error"`
 }
 
 type auditBreak struct {
@@ -452,7 +468,11 @@ type auditSnapshot struct {
 }
 
 func auditVerifyView(r *audit.VerifyReport) auditVerify {
-	v := auditVerify{OK: r.OK(), Records: r.Records, Snapshots: []auditSnapshot{}, HistoryChecked: r.HistoryChecked}
+	v := auditVerify{OK: r.OK(), Records: r.Records, Snapshots: []auditSnapshot{}, HistoryChecked: r.HistoryChecked,
+		History: auditHistory{Records: r.History.Records, First: r.History.First, Last: r.History.Last, Damaged: []auditDamage{}}}
+	for _, se := range r.History.Damaged {
+		v.History.Damaged = append(v.History.Damaged, auditDamage{se.Segment, se.Seq, se.Last, se.Offset, se.Err.Error()})
+	}
 	if r.Records > 0 {
 		v.LastHash = hex.EncodeToString(r.LastHash[:])
 	}
@@ -475,7 +495,7 @@ func auditVerifyView(r *audit.VerifyReport) auditVerify {
 //
 //	events     13 records, checksums and hash chain intact (last 3f2a9c81e0d4…)
 //	snapshot   snap-00000000000000000006.zst  seq 6  ok
-//	history    not checked (no read-only reader for it yet)
+//	history    120 records (seq 1-120), checksums intact
 //	ok
 func auditWriteVerify(w io.Writer, r *audit.VerifyReport) {
 	switch {
@@ -497,8 +517,19 @@ func auditWriteVerify(w io.Writer, r *audit.VerifyReport) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	if !r.HistoryChecked {
-		fmt.Fprintln(w, "history    not checked (no read-only reader for it yet)")
+	h := r.History
+	switch {
+	case !r.HistoryChecked:
+		fmt.Fprintln(w, "history    not checked")
+	case len(h.Damaged) > 0:
+		fmt.Fprintf(w, "history    DAMAGED: %d records intact, %d damaged (conclave repair --data-dir DIR sets them aside)\n", h.Records, h.DamagedRecords())
+		for _, se := range h.Damaged {
+			fmt.Fprintf(w, "history    damaged %s\n", auditClean(audit.HistoryDamageText(se)))
+		}
+	case h.Records == 0:
+		fmt.Fprintln(w, "history    empty")
+	default:
+		fmt.Fprintf(w, "history    %d records (seq %d-%d), checksums intact\n", h.Records, h.First, h.Last)
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "ok")

@@ -158,12 +158,13 @@ func TestAuditVerifyText(t *testing.T) {
 	var h [32]byte
 	h[0], h[1] = 0x3f, 0x2a
 	ok := &audit.VerifyReport{Records: 13, LastHash: h, Snapshots: []audit.SnapshotCheck{
-		{File: "snap-00000000000000000006.zst", Seq: 6, Status: audit.SnapshotOK}}}
+		{File: "snap-00000000000000000006.zst", Seq: 6, Status: audit.SnapshotOK}},
+		HistoryChecked: true, History: audit.HistoryCheck{Records: 120, First: 1, Last: 120}}
 	var buf bytes.Buffer
 	auditWriteVerify(&buf, ok)
 	want := "events     13 records, checksums and hash chain intact (last 3f2a00000000…)\n" +
 		"snapshot   snap-00000000000000000006.zst  seq 6  ok\n" +
-		"history    not checked (no read-only reader for it yet)\n" +
+		"history    120 records (seq 1-120), checksums intact\n" +
 		"ok\n"
 	if got := buf.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
@@ -172,18 +173,22 @@ func TestAuditVerifyText(t *testing.T) {
 	broken := &audit.VerifyReport{Records: 6,
 		Break: &eventlog.SegmentError{Segment: "00000000000000000005", Seq: 7, Offset: 342, Err: eventlog.ErrChecksum},
 		Snapshots: []audit.SnapshotCheck{{File: "snap-00000000000000000013.zst", Seq: 13, Status: audit.SnapshotUnchecked,
-			Detail: "it lies beyond the break at seq 7"}}}
+			Detail: "it lies beyond the break at seq 7"}},
+		HistoryChecked: true, History: audit.HistoryCheck{Records: 9, First: 1, Last: 10, Damaged: []*eventlog.SegmentError{
+			{Segment: "00000000000000000001", Seq: 4, Offset: 420, Err: eventlog.ErrChecksum}}}}
 	buf.Reset()
 	auditWriteVerify(&buf, broken)
 	want = "events     BROKEN at segment events/00000000000000000005, seq 7 (6 records verified before it)\n" +
 		"snapshot   snap-00000000000000000013.zst  seq 13  unchecked: it lies beyond the break at seq 7\n" +
-		"history    not checked (no read-only reader for it yet)\n"
+		"history    DAMAGED: 9 records intact, 1 damaged (conclave repair --data-dir DIR sets them aside)\n" +
+		"history    damaged history/00000000000000000001, seq 4 (byte 420): eventlog: checksum mismatch\n"
 	if got := buf.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 	v := auditVerifyView(broken)
 	if v.OK || v.Break == nil || v.Break.Seq != 7 || v.Break.Segment != "00000000000000000005" || v.Break.Offset != 342 ||
-		!strings.Contains(v.Error, "seq 7") || v.LastHash == "" || v.Snapshots[0].Status != "unchecked" {
+		!strings.Contains(v.Error, "seq 7") || v.LastHash == "" || v.Snapshots[0].Status != "unchecked" ||
+		len(v.History.Damaged) != 1 || v.History.Damaged[0].Seq != 4 || v.History.Damaged[0].Segment != "00000000000000000001" {
 		t.Errorf("auditVerifyView: got %+v", v)
 	}
 }
