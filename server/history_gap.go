@@ -33,6 +33,19 @@ func HistoryGapRecord(tsMs int64) []byte {
 	return b
 }
 
+// HistoryRecordChannel returns the channel id of a history record's
+// data (gapChannel, 0, for a gap record); ok is false if it does not
+// decode. Channel ids are the seq of the channel's channel_created event.
+func HistoryRecordChannel(data []byte) (cid uint64, ok bool) {
+	var r struct {
+		CID *uint64 `json:"cid"`
+	}
+	if json.Unmarshal(data, &r) != nil || r.CID == nil {
+		return 0, false
+	}
+	return *r.CID, true
+}
+
 // load scans the history log in dir from its first record, calling fn
 // for each record that decodes. A damaged record — failing its checksum,
 // hidden by a damaged frame, or not decoding — is a gap (see damaged); the
