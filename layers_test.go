@@ -54,9 +54,11 @@ var layers = []struct {
 		[]string{"github.com/klauspost/compress/zstd"}},
 	{"bench", "load generator, in-process server, bare-WebSocket baseline",
 		[]string{"server", "control", "protocol", "identity"}, []string{"github.com/coder/websocket"}},
+	{"repair", "offline repair of a damaged data dir: history quarantine, the event-log cut",
+		[]string{"atomicfile", "datadir", "eventlog", "projections", "server"}, nil},
 	{"cmd/conclave", "the CLI: wiring only",
 		[]string{"protocol", "atomicfile", "timespec", "agent", "agentsetup", "skill", "eventlog", "identity", "projections", "datadir", "server",
-			"control", "bridge", "audit", "backup", "bench"},
+			"control", "bridge", "audit", "backup", "bench", "repair"},
 		[]string{"github.com/alecthomas/kong"}},
 }
 

@@ -22,6 +22,9 @@ const (
 	EventsDir    = "events"
 	HistoryDir   = "history"
 	SnapshotsDir = "snapshots"
+	// QuarantineDir holds what conclave repair set aside, one folder per
+	// run; a server never reads it.
+	QuarantineDir = "quarantine"
 )
 
 // MaxServerIDLen is the longest server id a data dir may hold.
@@ -133,6 +136,9 @@ func (d *Dir) History() string { return filepath.Join(d.path, HistoryDir) }
 
 // Snapshots returns the path of the snapshot directory.
 func (d *Dir) Snapshots() string { return filepath.Join(d.path, SnapshotsDir) }
+
+// Quarantine returns the path of the quarantine directory.
+func (d *Dir) Quarantine() string { return filepath.Join(d.path, QuarantineDir) }
 
 // ServerIDPath returns the path of the server-id file.
 func (d *Dir) ServerIDPath() string { return filepath.Join(d.path, ServerIDFile) }

@@ -12,6 +12,7 @@
 //	DIR/events/       the event log (eventlog.Log)
 //	DIR/history/      channel history (eventlog.Plain)
 //	DIR/snapshots/    state snapshots (eventlog snapshot files)
+//	DIR/quarantine/   what conclave repair set aside, a folder per run (never read by a server)
 //
 // A directory is a data dir when it holds a server-id file and an events/
 // directory. The formats inside events/, history/ and snapshots/ belong to

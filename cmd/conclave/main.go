@@ -49,6 +49,7 @@ type CLI struct {
 	Audit     AuditCmd     `cmd:"" help:"Admin history from a data dir: events, state at a time, verification."`
 	Backup    BackupCmd    `cmd:"" help:"Take a consistent, verified backup of a data dir, also while a server runs on it."`
 	Restore   RestoreCmd   `cmd:"" help:"Unpack and verify a backup into a new, empty data dir."`
+	Repair    RepairCmd    `cmd:"" help:"Offline: set aside damaged history records, or cut a damaged event log (dry run unless --yes)."`
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
 	Bench     BenchCmd     `cmd:"" help:"Load-test a server: deliveries/s, CPU, latency, handshakes, memory per session."`
 

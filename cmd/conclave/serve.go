@@ -13,6 +13,7 @@ import (
 
 	"github.com/conclave/conclave/timespec"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/identity"
 	"github.com/conclave/conclave/server"
 )
@@ -77,7 +78,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	cfg.HistoryRetention = keep
 	srv, err := server.New(cfg)
 	if err != nil {
-		return flagError(err)
+		return damageHint(flagError(err), c.DataDir)
 	}
 	ln, err := net.Listen("tcp", c.Bind)
 	if err != nil {
@@ -114,7 +115,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 		if ms != nil {
 			ms.Close()
 		}
-		return err
+		return damageHint(err, c.DataDir)
 	}
 	logger.Info("conclave server listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
 		"server_id", srv.ServerID(), "version", version, "startup", time.Since(start).Round(time.Millisecond).String())
@@ -197,4 +198,15 @@ func parseAdmins(entries []string) ([]server.Admin, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// damageHint adds the operator's way out to an error that reports damage
+// on disk (it names the segment file and seq already).
+func damageHint(err error, dir string) error {
+	var se *eventlog.SegmentError
+	if dir == "" || !errors.As(err, &se) {
+		return err
+	}
+	return fmt.Errorf("%w; the data dir is damaged: conclave audit verify --data-dir %s names every damaged record, "+
+		"and conclave repair --data-dir %s shows the way out (a dry run without --yes), or restore a backup", err, dir, dir)
 }
