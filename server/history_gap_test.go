@@ -150,3 +150,39 @@ func TestHistoryGapRecordIsTheRefusedPostsFiller(t *testing.T) {
 		t.Fatalf("HistoryGapRecord(5) = %s, want %s", got, want)
 	}
 }
+
+// attackDamagedHistory: a stored message is damaged on disk (one byte
+// flipped in the middle of its record) and the server restarts. It must
+// start, serve every other message with the damaged seq a gap, and keep
+// everything else as it was.
+func attackDamagedHistory(t *testing.T, h *hostile) {
+	h.alice.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
+	seqs := postN(t, h.alice, "ops", 6, "before the damage ")
+	cfg := h.env.srv.cfg
+	h.env.close()
+	flipHistoryRecord(t, cfg.DataDir, seqs[2])
+
+	h.env = newTestEnv(t, cfg)
+	var f *protocol.Frame
+	if h.root, f = h.env.handshake(h.rootKey, "s", nil); f.Type != protocol.TEstablished {
+		t.Fatalf("root after the restart: %+v", f)
+	}
+	h.alice = h.env.login(h.alice.key, "s")
+	h.carol = h.env.login(h.carol.key, "s")
+	h.mallory = h.env.login(h.malKey, "s")
+	for _, ch := range []string{"ops", "secret"} {
+		h.carol.ok(&protocol.Frame{Type: protocol.TJoin, Channel: ch})
+	}
+	h.alice.ok(&protocol.Frame{Type: protocol.TJoin, Channel: "ops"})
+	p := h.alice.ok(&protocol.Frame{Type: protocol.TReadSince, Channel: "ops"})
+	var got []uint64
+	for _, m := range p.Messages {
+		got = append(got, m.Seq)
+	}
+	if want := slices.Delete(slices.Clone(seqs), 2, 3); !slices.Equal(got, want) {
+		t.Fatalf("after the damage #ops reads %v, want %v (seq %d is damaged)", got, want, seqs[2])
+	}
+	if got := sample(t, scrape(t, h.env), "conclave_history_damaged_records_total"); got != 1 {
+		t.Fatalf("conclave_history_damaged_records_total = %v, want 1", got)
+	}
+}

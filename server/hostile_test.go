@@ -159,6 +159,7 @@ func TestHostileClients(t *testing.T) {
 		{"slow readers of a flood of escaped bodies", Config{QueueBytes: 2 << 20, WriteTimeout: time.Minute, IdleTimeout: 10 * time.Minute}, attackSlowReaderFlood},
 		{"a paused reader of more coalesced bytes than its read limit", Config{QueueBytes: 256 << 20, WriteTimeout: 10 * time.Minute, IdleTimeout: 10 * time.Minute, NoSync: true}, attackCoalescedOverLimit},
 		{"clients that only listen", Config{IdleTimeout: time.Second, ReapInterval: 100 * time.Millisecond}, attackListenOnly},
+		{"a damaged history record", Config{NoSync: true}, attackDamagedHistory},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
