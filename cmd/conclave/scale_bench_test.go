@@ -25,7 +25,7 @@ import (
 // against a real `conclave serve` child process, then restarts the server
 // and times the reconnection storm:
 //
-//	go test ./cmd/conclave -run XXX -bench Scale -benchtime 1x -timeout 20m
+//	go test ./cmd/conclave -run XXX -bench Scale -benchtime 1x -timeout 30m
 //
 // The sessions belong to one user (one key, a handle each), connect from
 // 16 loopback source addresses (127.0.0.2–17, so that no address runs out
@@ -87,7 +87,7 @@ func scaleOnce(b *testing.B, n int) {
 	serveArgs := []string{"--max-conns-per-ip", strconv.Itoa(n + 100)}
 	srv := crashServe(b, addr, data, serveArgs...)
 	defer func() { srv.cmd.Process.Signal(syscall.SIGKILL); <-srv.done }()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 
 	st := &scaleState{url: "ws://" + addr, key: newFloodKey(b), stop: make(chan struct{})}
@@ -120,7 +120,7 @@ func scaleOnce(b *testing.B, n int) {
 		}()
 	}
 	defer func() { close(st.stop); wg.Wait() }()
-	if err := waitUp(ctx, st, n, 5*time.Minute); err != nil {
+	if err := waitUp(ctx, st, n, 10*time.Minute); err != nil {
 		b.Fatalf("connecting: %v", err)
 	}
 	connected := time.Since(start)
@@ -176,7 +176,7 @@ func scaleOnce(b *testing.B, n int) {
 	stopped := time.Since(killed)
 	srv = crashServe(b, addr, data, serveArgs...)
 	started := time.Now()
-	if err := waitUp(ctx, st, n, 2*time.Minute); err != nil {
+	if err := waitUp(ctx, st, n, 5*time.Minute); err != nil {
 		b.Fatalf("after the restart: %v", err)
 	}
 	back := time.Since(started)
