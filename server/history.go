@@ -243,16 +243,18 @@ func (h *history) commit(batch []*histOp, datas [][]byte) {
 	}
 	if err != nil {
 		h.srv.log.Error("history append failed; the posts of the batch are refused", "messages", len(batch), "err", err)
-		h.fail(batch)
 		// Posts queued after the batch were numbered past it: refuse
 		// them too. Their numbers, and the batch's, may already have
 		// reached subscribers, so they are never reused: the next
-		// append fills the gap with placeholder records.
+		// append fills the gap with gap records. This happens before
+		// the batch is refused, so that a post sent after its sender
+		// saw the refusal is not refused with it.
 		h.seqMu.Lock()
 		h.failQueued()
 		through := h.next - 1
 		h.seqMu.Unlock()
 		h.advance(through)
+		h.fail(batch)
 		return
 	}
 	h.idxMu.Lock()
