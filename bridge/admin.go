@@ -196,7 +196,7 @@ func (b *Bridge) renameChannel(ctx context.Context, a args) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := protocol.CheckName(newName); err != nil {
+	if err := protocol.CheckNewName(newName); err != nil {
 		return "", fmt.Errorf("invalid channel name %q: %v", newName, err)
 	}
 	d, err := b.adminCall(ctx, a, &protocol.Frame{Type: protocol.TRenameChannel, Channel: name, NewName: newName})

@@ -150,13 +150,13 @@ func New(opts *Options) (*Bridge, error) {
 	}
 
 	if o.Handle != "" {
-		if err := protocol.CheckName(o.Handle); err != nil {
+		if err := protocol.CheckNewName(o.Handle); err != nil {
 			return nil, fmt.Errorf("invalid --as handle %q: %w", o.Handle, err)
 		}
 		b.handle = newHandle(o.Handle, true)
 	} else {
 		base := o.DefaultHandle
-		if protocol.CheckName(base) != nil {
+		if protocol.CheckNewName(base) != nil {
 			base = fallbackHandle
 		}
 		b.handle = newHandle(base, false)

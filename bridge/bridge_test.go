@@ -374,11 +374,28 @@ func TestDefaultHandle(t *testing.T) {
 		{"/", "session"},
 		{"", "session"},
 		{"/x/ spaced ", "spaced"},
-		{"/x/" + strings.Repeat("é", 40), strings.Repeat("é", 32)},
+		{"/x/My Project", "my-project"},
+		{"/x/Zürich", "zurich"},
+		{"/x/.config", "config"},
+		{"/x/alice\u200b", "alice"},
+		{"/x/\u202eevil", "evil"},
+		{"/x/soft\u00adhyphen", "softhyphen"},
+		{"/x/\ufeffbom", "bom"},
+		{"/x/ａｌｉｃｅ", "alice"},
+		{"/x/аlice", "lice"},
+		{"/x/alice∕laptop", "alice-laptop"},
+		{"/x/日本語", "session"},
+		{"/x/" + strings.Repeat("é", 40), strings.Repeat("e", 40)},
+		{"/x/" + strings.Repeat("ab ", 40), strings.Repeat("ab-", 21) + "a"},
+		{"/x/" + strings.Repeat("x", 63) + " y", strings.Repeat("x", 63)},
 	}
 	for _, tt := range tests {
-		if got := DefaultHandle(tt.dir); got != tt.want {
+		got := DefaultHandle(tt.dir)
+		if got != tt.want {
 			t.Errorf("DefaultHandle(%q) = %q, want %q", tt.dir, got, tt.want)
+		}
+		if err := protocol.CheckNewName(got); err != nil {
+			t.Errorf("DefaultHandle(%q) = %q, outside the name profile: %v", tt.dir, got, err)
 		}
 	}
 	h := newHandle(strings.Repeat("x", 64), false)

@@ -16,21 +16,13 @@ import (
 const fallbackHandle = "session"
 
 // DefaultHandle returns the session handle a bridge started in dir uses
-// without --as: the last element of dir, made a valid name (control
-// characters dropped, surrounding spaces trimmed, cut to 64 bytes), or
-// "session".
+// without --as: the last element of dir mapped into the name profile
+// (protocol.MapName: "My Project" becomes "my-project"), or "session" when
+// nothing is left of it. It never fails: a directory name is not the
+// user's choice of handle.
 func DefaultHandle(dir string) string {
-	base := filepath.Base(filepath.Clean(dir))
-	base = strings.ToValidUTF8(base, "")
-	base = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '/' || r == '\u2028' || r == '\u2029' {
-			return -1
-		}
-		return r
-	}, base)
-	base = strings.TrimSpace(base)
-	base = cutName(base, protocol.MaxNameLen)
-	if protocol.CheckName(base) != nil || base == "." {
+	base := protocol.MapName(filepath.Base(filepath.Clean(dir)))
+	if protocol.CheckNewName(base) != nil {
 		return fallbackHandle
 	}
 	return base

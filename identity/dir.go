@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/conclave/conclave/protocol"
 )
 
 // ConfigDir returns the config dir: flag (the --config-dir value) if set,
@@ -30,32 +32,16 @@ func ConfigDir(flag string) (string, error) {
 // maxNameLen is the longest name, in bytes (protocol.MaxNameLen).
 const maxNameLen = 64
 
-// DefaultMachineName returns a machine name made from the host name: '/'
-// and whitespace become '-', control characters and invalid UTF-8 are
-// dropped, and it is cut to at most 64 bytes on a character boundary. It
-// returns "machine" if nothing is left.
+// DefaultMachineName returns a machine name made from the host name,
+// mapped into the name profile (protocol.MapName: "Alice's MacBook.local"
+// becomes "alice-s-macbook.local"), or "machine" if nothing is left.
 func DefaultMachineName() string {
 	host, _ := os.Hostname()
 	return sanitizeMachineName(host)
 }
 
 func sanitizeMachineName(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '/' || unicode.IsSpace(r):
-			return '-'
-		case unicode.IsControl(r) || r == utf8.RuneError:
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.Trim(s, "-")
-	for len(s) > maxNameLen {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	if s == "" {
+	if s = protocol.MapName(s); protocol.CheckNewName(s) != nil {
 		return "machine"
 	}
 	return s

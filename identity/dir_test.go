@@ -31,17 +31,19 @@ func TestSanitizeMachineName(t *testing.T) {
 		in, want string
 	}{
 		{"wa", "wa"},
-		{"MacBook-Pro.local", "MacBook-Pro.local"},
+		{"MacBook-Pro.local", "macbook-pro.local"},
 		{"a/b", "a-b"},
 		{"my host", "my-host"},
+		{"Alice's MacBook.local", "alice-s-macbook.local"},
 		{"x\x00y\x7fz\n", "xyz"},
 		{"bad\xffutf8", "badutf8"},
 		{"", "machine"},
 		{"///", "machine"},
 		{"\x01\x02", "machine"},
+		{"日本", "machine"},
 		{strings.Repeat("h", 80), strings.Repeat("h", 64)},
-		{strings.Repeat("é", 40), strings.Repeat("é", 32)},
-		{strings.Repeat("a", 63) + "é", strings.Repeat("a", 63)},
+		{strings.Repeat("é", 40), strings.Repeat("e", 40)},
+		{strings.Repeat("a", 63) + "é", strings.Repeat("a", 63) + "e"},
 	}
 	for _, tc := range tests {
 		got := sanitizeMachineName(tc.in)

@@ -128,6 +128,7 @@ func (a applier) userRegistered(d RegisterData) error {
 		return err
 	}
 	s.users[d.User] = &userState{createdAtMs: a.ev.TimeMs, machines: map[string]*machineState{}}
+	s.userSkel.add(d.User)
 	s.addMachine(d.User, d.Machine, d.Pubkey, a.ev.TimeMs)
 	return nil
 }
@@ -194,6 +195,7 @@ func (a applier) userRemoved(d UserData) error {
 		delete(s.keys, string(m.pubkey))
 	}
 	delete(s.users, d.User)
+	s.userSkel.remove(d.User)
 	return nil
 }
 
@@ -214,6 +216,7 @@ func (a applier) channelCreated(d ChannelData) error {
 	if !s.UserExists(d.CreatedBy) {
 		return fmt.Errorf("creator %q of channel %q is not a user", d.CreatedBy, d.Channel)
 	}
+	s.chanSkel.add(d.Channel)
 	s.channels[d.Channel] = &channelState{
 		id:          a.seq,
 		visibility:  d.Visibility,
@@ -246,7 +249,9 @@ func (a applier) channelRenamed(d RenameData) error {
 		return fmt.Errorf("channel %q already exists", d.NewName)
 	}
 	delete(s.channels, d.Channel)
+	s.chanSkel.remove(d.Channel)
 	s.channels[d.NewName] = ch
+	s.chanSkel.add(d.NewName)
 	for _, inv := range s.invites {
 		if inv.channel == d.Channel {
 			inv.channel = d.NewName
@@ -422,6 +427,7 @@ func (s *State) invite(channel, token string) (*inviteState, error) {
 // deleteChannel drops a channel with its ACL, bans and invites.
 func (s *State) deleteChannel(name string) {
 	delete(s.channels, name)
+	s.chanSkel.remove(name)
 	for tok, inv := range s.invites {
 		if inv.channel == name {
 			delete(s.invites, tok)

@@ -189,14 +189,11 @@ func (d decider) checkKey(pub ed25519.PublicKey) *protocol.Error {
 }
 
 func (d decider) register(c Register) ([]Event, *protocol.Error) {
-	if err := protocol.CheckName(c.User); err != nil {
-		return nil, malformedName("user name", c.User, err)
+	if err := d.s.CheckNewUser(c.User); err != nil {
+		return nil, err
 	}
-	if err := protocol.CheckName(c.Machine); err != nil {
-		return nil, malformedName("machine name", c.Machine, err)
-	}
-	if d.s.UserExists(c.User) {
-		return nil, protocol.Errorf(protocol.CodeConflict, "username %q is already taken", c.User)
+	if err := newName("machine name", c.Machine); err != nil {
+		return nil, err
 	}
 	if err := d.checkKey(c.Pubkey); err != nil {
 		return nil, err
@@ -208,11 +205,8 @@ func (d decider) machineAdd(c MachineAdd) ([]Event, *protocol.Error) {
 	if err := d.needUser(); err != nil {
 		return nil, err
 	}
-	if err := protocol.CheckName(c.Machine); err != nil {
-		return nil, malformedName("machine name", c.Machine, err)
-	}
-	if _, ok := d.s.users[d.actor.User].machines[c.Machine]; ok {
-		return nil, protocol.Errorf(protocol.CodeConflict, "machine %q already exists", c.Machine)
+	if err := d.s.CheckNewMachine(d.actor.User, c.Machine); err != nil {
+		return nil, err
 	}
 	if err := d.checkKey(c.Pubkey); err != nil {
 		return nil, err
@@ -244,8 +238,8 @@ func (d decider) createChannel(c CreateChannel) ([]Event, *protocol.Error) {
 	if err := d.needUser(); err != nil {
 		return nil, err
 	}
-	if err := protocol.CheckName(c.Channel); err != nil {
-		return nil, malformedName("channel name", c.Channel, err)
+	if err := d.s.CheckNewChannel(c.Channel, ""); err != nil {
+		return nil, err
 	}
 	vis := c.Visibility
 	if vis == "" {
@@ -253,9 +247,6 @@ func (d decider) createChannel(c CreateChannel) ([]Event, *protocol.Error) {
 	}
 	if _, err := protocol.ParseVisibility(string(vis)); err != nil {
 		return nil, protocol.Errorf(protocol.CodeMalformed, "%v", err)
-	}
-	if _, ok := d.s.channels[c.Channel]; ok {
-		return nil, protocol.Errorf(protocol.CodeConflict, "channel %q already exists", c.Channel)
 	}
 	return d.one(EvChannelCreated, ChannelData{Channel: c.Channel, Visibility: vis, CreatedBy: d.actor.User})
 }
@@ -284,11 +275,8 @@ func (d decider) renameChannel(c RenameChannel) ([]Event, *protocol.Error) {
 	if _, err := d.administer(c.Channel); err != nil {
 		return nil, err
 	}
-	if err := protocol.CheckName(c.NewName); err != nil {
-		return nil, malformedName("channel name", c.NewName, err)
-	}
-	if _, ok := d.s.channels[c.NewName]; ok {
-		return nil, protocol.Errorf(protocol.CodeConflict, "channel %q already exists", c.NewName)
+	if err := d.s.CheckNewChannel(c.NewName, c.Channel); err != nil {
+		return nil, err
 	}
 	return d.one(EvChannelRenamed, RenameData{Channel: c.Channel, NewName: c.NewName})
 }

@@ -146,6 +146,7 @@ func fromDump(d StateDump) (*State, error) {
 			return nil, fmt.Errorf("user %q twice", ud.Name)
 		}
 		s.users[ud.Name] = &userState{createdAtMs: ud.CreatedAtMs, machines: map[string]*machineState{}, approversSet: ud.ApproversSet}
+		s.userSkel.add(ud.Name)
 		for _, md := range ud.Machines {
 			if err := checkName("machine name", md.Name); err != nil {
 				return nil, err
@@ -191,6 +192,7 @@ func fromDump(d StateDump) (*State, error) {
 			ch.bans[u] = struct{}{}
 		}
 		s.channels[cd.Name] = ch
+		s.chanSkel.add(cd.Name)
 		for _, id := range cd.Invites {
 			if id.Token == "" {
 				return nil, errors.New("empty invite token")

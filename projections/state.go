@@ -16,6 +16,10 @@ type State struct {
 	keys     map[string]keyOwner      // by string(pubkey)
 	channels map[string]*channelState // by channel name
 	invites  map[string]*inviteState  // by token
+	// userSkel and chanSkel index users and channels by name skeleton
+	// (names.go); they follow users and channels.
+	userSkel skeletons
+	chanSkel skeletons
 }
 
 type userState struct {
@@ -57,6 +61,8 @@ func New() *State {
 		keys:     map[string]keyOwner{},
 		channels: map[string]*channelState{},
 		invites:  map[string]*inviteState{},
+		userSkel: skeletons{},
+		chanSkel: skeletons{},
 	}
 }
 

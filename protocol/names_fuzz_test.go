@@ -58,3 +58,21 @@ func FuzzParseSessionPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMapName checks that MapName maps any text into the name profile (or
+// to "", for which callers have a fallback), never refusing it, and that a
+// name already in the profile is left as it is.
+func FuzzMapName(f *testing.F) {
+	for _, s := range []string{"My Project", "Zürich", "日本語", "..x", "a\u200bb", "ａｌｉｃｅ", strings.Repeat("é ", 40), "ok-name_1.2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := MapName(s)
+		if got != "" && CheckNewName(got) != nil {
+			t.Fatalf("MapName(%q) = %q: %v", s, got, CheckNewName(got))
+		}
+		if CheckNewName(s) == nil && !strings.HasSuffix(s, "-") && got != s {
+			t.Fatalf("MapName(%q) = %q, want the name unchanged", s, got)
+		}
+	})
+}

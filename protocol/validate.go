@@ -42,7 +42,11 @@ func (f *Frame) Validate() error {
 		if f.Role != "" && f.Role != RoleBridge {
 			return Errorf(CodeMalformed, "unknown role %q (want %q or none)", truncate(f.Role, 40), RoleBridge)
 		}
-		return name("session handle", f.Session)
+		// hello creates the session handle: it follows the name profile.
+		if err := CheckNewName(f.Session); err != nil {
+			return Errorf(CodeMalformed, "invalid session handle %q: %v", truncate(f.Session, 80), err)
+		}
+		return nil
 	case TChallenge:
 		if len(f.Nonce) != NonceSize {
 			return Errorf(CodeMalformed, "nonce must be %d bytes", NonceSize)

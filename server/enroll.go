@@ -93,15 +93,13 @@ func (e *enrollments) take(token string, now time.Time) (enrollLink, *protocol.E
 func (sess *session) enrollLinkReq(f *protocol.Frame) (*protocol.Frame, error) {
 	s := sess.srv
 	s.mu.RLock()
-	taken := false
-	for _, m := range s.state.Machines(sess.user) {
-		if m.Name == f.Machine {
-			taken = true
-		}
-	}
+	perr := s.state.CheckNewMachine(sess.user, f.Machine)
 	s.mu.RUnlock()
-	if taken {
-		return nil, protocol.Errorf(protocol.CodeConflict, "machine %q already exists; pick another name with --name", f.Machine)
+	if perr != nil {
+		if perr.Code == protocol.CodeConflict {
+			perr.Message += "; pick another name with --name"
+		}
+		return nil, perr
 	}
 	now := time.Now()
 	if err := s.admit.adminEvent(sess.user, now); err != nil {

@@ -151,6 +151,7 @@ func TestHostileClients(t *testing.T) {
 		{"brute-forcing invite tokens", Config{}, attackBruteForceInvites},
 		{"re-registering a pinned name with another key", Config{}, attackReRegisterPinned},
 		{"re-registering a removed name", Config{}, attackReRegisterRemoved},
+		{"lookalike and invisible names", Config{AdminRate: -1}, attackLookalikeNames},
 		{"whispering to nobody and to an offline session", Config{}, attackWhisperProbe},
 		{"a client that never reads", Config{QueueLen: 8, WriteTimeout: 2 * time.Second, MaxBody: 1 << 20}, attackNeverReads},
 		{"a post flood beyond the rate limit", Config{RateLimit: 5, RateBurst: 5}, attackPostFlood},

@@ -105,6 +105,9 @@ func (c *AgentSetupCmd) bridgeArgv(g *Globals) ([]string, error) {
 	}
 	argv = append(argv, "bridge")
 	if c.As != "" {
+		if err := checkNewName("session handle", c.As); err != nil {
+			return nil, err
+		}
 		argv = append(argv, "--as", c.As)
 	}
 	for _, j := range c.Join {

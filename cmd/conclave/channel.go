@@ -24,7 +24,7 @@ type ChannelCreateCmd struct {
 
 // Run creates the channel and prints `✓ created <name> (<visibility>)`.
 func (c *ChannelCreateCmd) Run(ctx context.Context, g *Globals) error {
-	if err := checkName("channel name", c.Name); err != nil {
+	if err := checkNewName("channel name", c.Name); err != nil {
 		return err
 	}
 	f := &protocol.Frame{Type: protocol.TCreateChannel, Channel: c.Name, Visibility: c.Visibility}
@@ -102,7 +102,7 @@ func (c *ChannelRenameCmd) Run(ctx context.Context, g *Globals) error {
 	if err := checkName("channel name", c.Name); err != nil {
 		return err
 	}
-	if err := checkName("channel name", c.NewName); err != nil {
+	if err := checkNewName("channel name", c.NewName); err != nil {
 		return err
 	}
 	f := &protocol.Frame{Type: protocol.TRenameChannel, Channel: c.Name, NewName: c.NewName}

@@ -80,8 +80,8 @@ func (c *MachineAddCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if err := protocol.CheckName(c.Name); err != nil {
-		return fmt.Errorf("invalid machine name %q: %w", c.Name, err)
+	if err := checkNewName("machine name", c.Name); err != nil {
+		return err
 	}
 	_, _, err = g.oneShot(ctx, c.Server, &protocol.Frame{Type: protocol.TMachineAdd, Machine: c.Name, Pubkey: pub}, protocol.TAck)
 	if err != nil {

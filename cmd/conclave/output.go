@@ -15,6 +15,15 @@ func checkName(what, name string) error {
 	return nil
 }
 
+// checkNewName checks a name that is about to be created (a user, a
+// machine, a channel, a session handle) against the name profile.
+func checkNewName(what, name string) error {
+	if err := protocol.CheckNewName(name); err != nil {
+		return fmt.Errorf("invalid %s %q: %w", what, name, err)
+	}
+	return nil
+}
+
 // done prints a verb's result: v as one JSON document with --json,
 // otherwise the text line "✓ " + the formatted text.
 func (g *Globals) done(v any, format string, args ...any) error {

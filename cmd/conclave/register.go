@@ -47,8 +47,12 @@ func (c *RegisterCmd) Run(ctx context.Context, g *Globals) error {
 		if n.v == "" && c.Existing {
 			continue
 		}
-		if err := protocol.CheckName(n.v); err != nil {
-			return fmt.Errorf("invalid %s %q: %w", n.what, n.v, err)
+		check := checkNewName // a name this registration creates
+		if c.Existing {
+			check = checkName // names the server already holds
+		}
+		if err := check(n.what, n.v); err != nil {
+			return err
 		}
 	}
 	key, _, notice, err := identity.LoadOrCreateKey(dir, "")

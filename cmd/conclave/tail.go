@@ -81,7 +81,7 @@ func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	if c.As != "" {
-		if err := checkName("session handle", c.As); err != nil {
+		if err := checkNewName("session handle", c.As); err != nil {
 			return err
 		}
 	}

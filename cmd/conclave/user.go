@@ -56,10 +56,10 @@ type UserAddCmd struct {
 
 // Run prints `✓ added user <name>` and how the user finishes.
 func (c *UserAddCmd) Run(ctx context.Context, g *Globals) error {
-	if err := checkName("username", c.Username); err != nil {
+	if err := checkNewName("username", c.Username); err != nil {
 		return err
 	}
-	if err := checkName("machine name", c.Machine); err != nil {
+	if err := checkNewName("machine name", c.Machine); err != nil {
 		return err
 	}
 	pub, err := identity.ParsePublicKey(c.Pubkey)

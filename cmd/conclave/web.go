@@ -24,8 +24,8 @@ type WebCmd struct {
 // Run asks the server for the link, prints it and, on a desktop with a
 // terminal, opens it.
 func (c *WebCmd) Run(ctx context.Context, g *Globals) error {
-	if err := protocol.CheckName(c.Name); err != nil {
-		return fmt.Errorf("invalid machine name %q: %w", c.Name, err)
+	if err := checkNewName("machine name", c.Name); err != nil {
+		return err
 	}
 	r, srv, err := g.oneShot(ctx, c.Server, &protocol.Frame{Type: protocol.TEnrollLink, Machine: c.Name}, protocol.TEnrollToken)
 	if err != nil {
