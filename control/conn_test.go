@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/conclave/conclave/leakcheck"
 	"github.com/conclave/conclave/protocol"
 )
 
@@ -235,7 +236,7 @@ func TestServerClosesConnection(t *testing.T) {
 
 func TestCloseStopsReader(t *testing.T) {
 	c := dialFake(t, newFake(t), nil)
-	if connGoroutines() == "" {
+	if leakcheck.Goroutines(connMarks...) == "" {
 		t.Fatal("no reader goroutine while connected")
 	}
 	if err := c.Close(); err != nil {
@@ -258,7 +259,7 @@ func TestCloseStopsReader(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("second Close() = %v", err)
 	}
-	if s := waitNoConnGoroutines(2 * time.Second); s != "" {
+	if s := leakcheck.WaitGone(2*time.Second, connMarks...); s != "" {
 		t.Errorf("goroutines left after Close:\n%s", s)
 	}
 }
