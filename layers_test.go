@@ -23,6 +23,7 @@ var layers = []struct {
 }{
 	{"protocol", "wire frames, validation, names, error codes; no I/O", nil, nil},
 	{"atomicfile", "crash-safe file writes and directory fsyncs", nil, nil},
+	{"leakcheck", "for tests: fails a test binary whose goroutines outlive its tests", nil, nil},
 	{"timespec", "the two grammars of time: durations and points in time", nil, nil},
 	{"orderedjson", "JSON documents whose objects keep their key order", nil, nil},
 	{"linediff", "unified diffs of small text files", nil, nil},
@@ -30,7 +31,7 @@ var layers = []struct {
 	{"web", "the browser client's embedded files, served with their security headers", nil, nil},
 	{"agentsetup", "Codex CLI and Gemini CLI configuration that agent setup writes and removes", []string{"atomicfile", "orderedjson", "linediff"},
 		[]string{"github.com/BurntSushi/toml"}},
-	{"skill", "the packaged Claude Code skill, fed the kong model by cmd", nil,
+	{"skill", "the packaged Claude Code skill, fed the kong model by cmd", []string{"atomicfile"},
 		[]string{"github.com/alecthomas/kong"}},
 	{"eventlog", "the durable log of opaque records, its scanners and snapshot files; knows nothing of chat",
 		[]string{"atomicfile"}, []string{"github.com/tidwall/wal", "github.com/klauspost/compress/zstd"}},

@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -63,5 +64,44 @@ func TestCreateNewRefusesExisting(t *testing.T) {
 func TestSyncDirMissing(t *testing.T) {
 	if err := SyncDir(filepath.Join(t.TempDir(), "nope")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestWriteNewNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key")
+	if err := WriteNew(path, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNew(path, []byte("second"), 0o600); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("WriteNew over an existing file = %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "first" {
+		t.Fatalf("file holds %q, want the first contents", b)
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Fatalf("dir holds %d entries, want 1 (no temporary file left)", len(des))
+	}
+}
+
+func TestWriteStreamsAndFailureLeavesOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snap")
+	if err := Write(path, 0o600, func(w io.Writer) error { _, err := io.WriteString(w, "new"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := Write(path, 0o600, func(w io.Writer) error { io.WriteString(w, "half"); return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Write with a failing writer = %v, want its error", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Fatalf("file holds %q after a failed Write, want the old contents", b)
+	}
+	des, _ := os.ReadDir(dir)
+	if len(des) != 1 {
+		t.Fatalf("dir holds %d entries, want 1 (no temporary file left)", len(des))
+	}
+	if !IsTemp(".snap.123.tmp") || IsTemp("snap") {
+		t.Error("IsTemp does not tell this package's temporary names")
 	}
 }

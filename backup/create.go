@@ -124,9 +124,6 @@ func Create(ctx context.Context, dir, out string, progress io.Writer) (m Manifes
 	if err := linkNew(tmp, out); err != nil {
 		return Manifest{}, err
 	}
-	if err := atomicfile.SyncDir(outDir); err != nil {
-		return Manifest{}, err
-	}
 	return pl.m, nil
 }
 
@@ -182,19 +179,12 @@ func realPath(path string) (string, error) {
 // linkNew puts the finished temporary file tmp in place as out, without
 // ever replacing a file that appeared at out meanwhile.
 func linkNew(tmp, out string) error {
-	err := os.Link(tmp, out)
+	err := atomicfile.LinkNew(tmp, out)
 	if errors.Is(err, fs.ErrExist) {
 		return kindErrorf(ErrExists, "%s already exists; backup never overwrites a file", out)
 	}
 	if err != nil {
-		// No hard links here (some network and FUSE file systems):
-		// rename, after checking once more.
-		if _, serr := os.Lstat(out); serr == nil {
-			return kindErrorf(ErrExists, "%s already exists; backup never overwrites a file", out)
-		}
-		if err := os.Rename(tmp, out); err != nil {
-			return fmt.Errorf("put backup file in place: %w", err)
-		}
+		return fmt.Errorf("put backup file in place: %w", err)
 	}
 	return nil
 }

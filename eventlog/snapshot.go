@@ -1,7 +1,6 @@
 package eventlog
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -30,7 +29,7 @@ const (
 	snapMagic  = "CNSNAP1\n"
 	snapPrefix = "snap-"
 	snapSuffix = ".zst"
-	snapTemp   = ".snap-tmp-"
+	snapTemp   = ".snap-tmp-" // temporary files of older binaries; now atomicfile's
 	// snapHeaderLen is magic + schema + seq + hash + len.
 	snapHeaderLen = len(snapMagic) + 4 + 8 + 32 + 8
 	// MaxSnapshotSize bounds the payload LoadNewestSnapshot accepts and
@@ -107,52 +106,28 @@ func WriteSnapshot(dir string, s Snapshot, keep int) (err error) {
 		return err
 	}
 	removeTemps(dir)
-	f, err := os.CreateTemp(dir, snapTemp+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
+	err = atomicfile.Write(filepath.Join(dir, snapshotName(s.Seq)), 0o600, func(w io.Writer) error {
+		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	enc, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return err
-	}
-	hdr := make([]byte, 0, snapHeaderLen)
-	hdr = append(hdr, snapMagic...)
-	hdr = binary.BigEndian.AppendUint32(hdr, s.Schema)
-	hdr = binary.BigEndian.AppendUint64(hdr, s.Seq)
-	hdr = append(hdr, s.Hash[:]...)
-	hdr = binary.BigEndian.AppendUint64(hdr, uint64(len(s.Data)))
-	var crc [4]byte
-	binary.BigEndian.PutUint32(crc[:], crc32c(s.Data))
-	for _, b := range [][]byte{hdr, s.Data, crc[:]} {
-		if _, err := enc.Write(b); err != nil {
-			enc.Close()
 			return err
 		}
-	}
-	if err := enc.Close(); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, snapshotName(s.Seq))); err != nil {
-		return err
-	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+		hdr := make([]byte, 0, snapHeaderLen)
+		hdr = append(hdr, snapMagic...)
+		hdr = binary.BigEndian.AppendUint32(hdr, s.Schema)
+		hdr = binary.BigEndian.AppendUint64(hdr, s.Seq)
+		hdr = append(hdr, s.Hash[:]...)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(len(s.Data)))
+		var crc [4]byte
+		binary.BigEndian.PutUint32(crc[:], crc32c(s.Data))
+		for _, b := range [][]byte{hdr, s.Data, crc[:]} {
+			if _, err := enc.Write(b); err != nil {
+				enc.Close()
+				return err
+			}
+		}
+		return enc.Close()
+	})
+	if err != nil {
 		return err
 	}
 	return pruneSnapshots(dir, max(keep, 1))
@@ -165,7 +140,7 @@ func removeTemps(dir string) {
 		return
 	}
 	for _, de := range des {
-		if strings.HasPrefix(de.Name(), snapTemp) {
+		if strings.HasPrefix(de.Name(), snapTemp) || atomicfile.IsTemp(de.Name()) {
 			os.Remove(filepath.Join(dir, de.Name()))
 		}
 	}

@@ -158,14 +158,17 @@ func TestSnapshotEdges(t *testing.T) {
 	dir := t.TempDir()
 	// Leftover temp file of a crashed write, and unrelated files.
 	writeFile(t, filepath.Join(dir, snapTemp+"123"), []byte("partial"))
+	writeFile(t, filepath.Join(dir, ".snap-00000000000000000001.zst.123.tmp"), []byte("partial"))
 	writeFile(t, filepath.Join(dir, "snap-1.zst"), []byte("bad name"))
 	writeFile(t, filepath.Join(dir, "README"), nil)
 	empty := Snapshot{Schema: 1}
 	if err := WriteSnapshot(dir, empty, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, snapTemp+"123")); !os.IsNotExist(err) {
-		t.Fatal("stale temp file not removed")
+	for _, tmp := range []string{snapTemp + "123", ".snap-00000000000000000001.zst.123.tmp"} {
+		if _, err := os.Stat(filepath.Join(dir, tmp)); !os.IsNotExist(err) {
+			t.Fatalf("stale temp file %s not removed", tmp)
+		}
 	}
 	paths, _ := ListSnapshots(dir)
 	if len(paths) != 1 {

@@ -143,7 +143,7 @@ func writeKey(dir string, key ed25519.PrivateKey, comment string) error {
 	if err := ensureDir(dir); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
 	}
-	if err := createExclusive(dir, KeyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := atomicfile.WriteNew(filepath.Join(dir, KeyFile), pem.EncodeToMemory(block), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return err
 		}

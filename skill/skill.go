@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
+	"github.com/conclave/conclave/atomicfile"
 )
 
 // body is the curated part of the skill: everything above the command
@@ -217,31 +218,9 @@ func Install(dir, doc, reference string) (path string, err error) {
 }
 
 // writeFile replaces skillDir/name with content through a temporary file.
-func writeFile(skillDir, name, content string) (path string, err error) {
-	path = filepath.Join(skillDir, name)
-	tmp, err := os.CreateTemp(skillDir, "."+name+".*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("skill: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.WriteString(content); err != nil {
-		return "", fmt.Errorf("skill: write %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return "", fmt.Errorf("skill: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return "", fmt.Errorf("skill: write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return "", fmt.Errorf("skill: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
+func writeFile(skillDir, name, content string) (string, error) {
+	path := filepath.Join(skillDir, name)
+	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		return "", fmt.Errorf("skill: write %s: %w", path, err)
 	}
 	return path, nil
