@@ -96,7 +96,13 @@
 // is disabled), re-joins every joined channel and --join channel, and
 // drains deliveries until the connection ends; then it backs off
 // (200 ms doubling to 30 s, reset only after 30 s of uptime) and dials
-// again. Three drops in a row within 30 s of connecting trip the flapping
+// again. Every dial sends the process's instance id (control) and, for a
+// defaulted handle, session_defaulted: the server gives a second process
+// in the same directory dir-2, dir-3, … (the link tells its session once,
+// handleclaim.go), lets this process take back its own half-open session,
+// and refuses an explicit --as that another process holds (the link says
+// so once and keeps retrying). Against a server that only supersedes,
+// three drops in a row within 30 s of connecting trip the flapping
 // breaker: a defaulted handle renames itself (dir-2, dir-3, …), an
 // explicit --as is diagnosed once and then kept quiet.
 //

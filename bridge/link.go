@@ -105,9 +105,11 @@ func (b *backoff) reset() { b.next = 0 }
 // flapper is the flapping breaker's state (behaviour.md §4.8); only run
 // touches it.
 type flapper struct {
-	rapid        int  // drops in a row within stableUptime of connecting
-	quiet        bool // an explicit handle was diagnosed: no more drop notices
-	disconnected bool // a Disconnected notice is out and not yet answered
+	rapid        int    // drops in a row within stableUptime of connecting
+	quiet        bool   // an explicit handle was diagnosed: no more drop notices
+	disconnected bool   // a Disconnected notice is out and not yet answered
+	refused      bool   // the handle-in-use notice is out (handleclaim.go)
+	given        string // the suffixed handle the session was last told of
 }
 
 // run dials, serves and re-dials until ctx ends or the link turns out to
@@ -124,10 +126,11 @@ func (l *link) run(ctx context.Context) {
 		pin := l.pin
 		l.mu.Unlock()
 		conn, err := control.Dial(ctx, &control.Options{
-			URL:            l.url,
-			Key:            l.b.opts.Key,
-			Session:        name,
-			PinnedServerID: pin,
+			URL:              l.url,
+			Key:              l.b.opts.Key,
+			Session:          name,
+			SessionDefaulted: !l.b.handle.explicit, // the server gives a latecomer name-2
+			PinnedServerID:   pin,
 			// Claim the server's id before logging in: if another URL
 			// reaches the same server, logging in here would supersede
 			// that link's session.
@@ -154,6 +157,7 @@ func (l *link) run(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			l.handleInUse(err, name, &fl)
 			if !l.retry(ctx, &bo, err) {
 				return
 			}
@@ -165,6 +169,7 @@ func (l *link) run(ctx context.Context) {
 			return
 		}
 		upAt := time.Now()
+		l.handleGiven(conn, name, &fl)
 		if channels := l.up(conn, &fl); len(channels) > 0 {
 			rejoins.Go(func() { l.rejoin(conn, channels) })
 		}

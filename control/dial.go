@@ -63,6 +63,19 @@ type Options struct {
 	// the user/machine/session path. One-shot CLI verbs use "cli-<pid>".
 	Session string
 
+	// SessionDefaulted says Session was not chosen by the user (the
+	// bridge's directory name): if another process holds it, the server
+	// gives this session the next free Session-2, Session-3, … instead
+	// of refusing it. [Conn.Path] is the path the server gave.
+	SessionDefaulted bool
+
+	// Instance is sent as hello.instance: the same on every connection
+	// of one process, so that the server lets a reconnection take back
+	// the process's own session (one whose drop it has not noticed yet)
+	// and tells another process's session apart. Default
+	// [ProcessInstance].
+	Instance string
+
 	// PinnedServerID is the server id recorded when this machine
 	// registered. Dial refuses to sign for a server that presents another
 	// id. Empty means no check (a first registration).
@@ -124,6 +137,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.ClientName == "" {
 		c.ClientName = "conclave-control"
+	}
+	if c.Instance == "" {
+		c.Instance = ProcessInstance()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -256,7 +272,7 @@ func (h *handshake) run(ctx context.Context) (*protocol.Frame, []*protocol.Frame
 	o := h.o
 	err := h.send(ctx, &protocol.Frame{
 		Type: protocol.THello, Version: protocol.Version, Session: o.Session, Client: o.ClientName,
-		Role: o.Role,
+		Role: o.Role, Instance: o.Instance, SessionDefaulted: o.SessionDefaulted,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -206,6 +206,11 @@ type Frame struct {
 	Session string `json:"session,omitempty"`
 	Client  string `json:"client,omitempty"`
 	Role    string `json:"role,omitempty"`
+	// Instance is a random id a client process makes once and sends in
+	// every hello; SessionDefaulted says the handle was not chosen by the
+	// user (see docs/PROTOCOL.md, "Two sessions, one handle").
+	Instance         string `json:"instance,omitempty"`
+	SessionDefaulted bool   `json:"session_defaulted,omitempty"`
 
 	// challenge, established
 	Nonce    []byte `json:"nonce,omitempty"`

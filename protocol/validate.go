@@ -42,6 +42,9 @@ func (f *Frame) Validate() error {
 		if f.Role != "" && f.Role != RoleBridge {
 			return Errorf(CodeMalformed, "unknown role %q (want %q or none)", truncate(f.Role, 40), RoleBridge)
 		}
+		if err := checkInstance(f.Instance, f.SessionDefaulted); err != nil {
+			return err
+		}
 		// hello creates the session handle: it follows the name profile.
 		if err := CheckNewName(f.Session); err != nil {
 			return Errorf(CodeMalformed, "invalid session handle %q: %v", truncate(f.Session, 80), err)
@@ -335,4 +338,26 @@ func (f *Frame) String() string {
 		return fmt.Sprintf("%s#%s", f.Type, f.ID)
 	}
 	return f.Type
+}
+
+// MaxInstanceLen is the longest hello.instance, in bytes.
+const MaxInstanceLen = 64
+
+// checkInstance checks hello's instance and session_defaulted: an instance
+// is at most MaxInstanceLen bytes of printable ASCII without spaces, and a
+// defaulted handle needs one (without it the server cannot tell this
+// process's old session from another process's).
+func checkInstance(instance string, defaulted bool) error {
+	if len(instance) > MaxInstanceLen {
+		return Errorf(CodeMalformed, "instance is longer than %d bytes", MaxInstanceLen)
+	}
+	for i := 0; i < len(instance); i++ {
+		if c := instance[i]; c <= ' ' || c > '~' {
+			return Errorf(CodeMalformed, "instance must be printable ASCII without spaces")
+		}
+	}
+	if defaulted && instance == "" {
+		return Errorf(CodeMalformed, "session_defaulted needs an instance")
+	}
+	return nil
 }

@@ -174,9 +174,16 @@ func (e *testEnv) handshake(key ed25519.PrivateKey, session string, register *pr
 // handshakeRole is handshake with a hello.role.
 func (e *testEnv) handshakeRole(key ed25519.PrivateKey, session, role string, register *protocol.Frame) (*client, *protocol.Frame) {
 	e.t.Helper()
+	return e.handshakeHello(key, &protocol.Frame{Type: protocol.THello, Version: 1, Session: session, Role: role}, register)
+}
+
+// handshakeHello is handshake with the hello frame given.
+func (e *testEnv) handshakeHello(key ed25519.PrivateKey, hello *protocol.Frame, register *protocol.Frame) (*client, *protocol.Frame) {
+	e.t.Helper()
+	session := hello.Session
 	c := e.dialRaw()
 	c.key = key
-	c.sendFrame(&protocol.Frame{Type: protocol.THello, Version: 1, Session: session, Role: role})
+	c.sendFrame(hello)
 	ch := c.next()
 	if ch.Type != protocol.TChallenge {
 		e.t.Fatalf("want challenge, got %+v", ch)

@@ -155,6 +155,7 @@ func (s *Server) handshake(conn *websocket.Conn, seen *atomic.Int64) (*session, 
 	sess := &session{
 		readCtx: readCtx, cancelRead: cancelRead,
 		srv: s, conn: conn, path: path, user: user, machine: machine, bridge: bridge,
+		claim:    newClaim(hello),
 		actor:    projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user), Bridge: bridge},
 		log:      s.log.With("session", path),
 		out:      outbox{wake: make(chan struct{}, 1)},

@@ -58,10 +58,15 @@ func (c *subscribers) remove(sess *session) {
 	delete(c.index, sess)
 }
 
-// attach makes sess the live session for its path, superseding any other.
-func (h *hub) attach(sess *session) {
+// attach makes sess a live session, superseding the session it replaces
+// or giving it another handle (claimLocked), or returns the refusal.
+func (h *hub) attach(sess *session) *protocol.Error {
 	h.mu.Lock()
-	old := h.sessions[sess.path]
+	old, refusal := h.claimLocked(sess)
+	if refusal != nil {
+		h.mu.Unlock()
+		return refusal
+	}
 	h.sessions[sess.path] = sess
 	h.mu.Unlock()
 	h.srv.metrics.sessions.Add(1)
@@ -69,6 +74,7 @@ func (h *hub) attach(sess *session) {
 		h.srv.log.Info("session superseded", "session", sess.path)
 		old.kill(protocol.ReasonSuperseded)
 	}
+	return nil
 }
 
 // detach removes sess from presence and all its subscriptions, unless a

@@ -52,6 +52,10 @@ type session struct {
 
 	// subs is guarded by hub.mu.
 	subs map[string]struct{}
+
+	// claim is what the hub needs to referee two sessions asking for
+	// one handle (claim.go).
+	claim claim
 }
 
 // send encodes and queues a frame, dropping the session if it cannot keep up.
@@ -145,7 +149,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 func (s *Server) runSession(sess *session, done func()) {
 	defer done()
 	defer s.hub.live.Done()
-	s.hub.attach(sess)
+	if refusal := s.hub.attach(sess); refusal != nil {
+		s.metrics.rejected(refusal.Code)
+		sess.log.Info("session refused", "reason", refusal.Message)
+		sendFinal(sess.conn, refusal, websocket.StatusPolicyViolation, sess.cancelRead)
+		sess.cancelRead()
+		return
+	}
 	if s.closing.Load() {
 		sess.kill(protocol.ReasonShutdown)
 	}

@@ -12,7 +12,7 @@ import (
 //	claude mcp add --scope local conclave -- conclave bridge --join ops
 type BridgeCmd struct {
 	Server []string `name:"server" sep:"none" placeholder:"URL" help:"Connect only to this registered server (repeatable; default: every registered server)."`
-	As     string   `name:"as" placeholder:"HANDLE" help:"This session's handle, never renamed (default: the working directory's name, which renames itself to NAME-2, NAME-3… if another session holds it)."`
+	As     string   `name:"as" placeholder:"HANDLE" help:"This session's handle, never renamed: refused while another process holds it (default: the working directory's name; a second bridge there becomes NAME-2, NAME-3…)."`
 	Join   []string `name:"join" sep:"none" placeholder:"CHANNEL|URL#CHANNEL" help:"Join this channel as soon as the server is connected and after every reconnect (repeatable; URL#CHANNEL when several servers are registered)."`
 	// Delivery is set per project by `conclave agent setup`.
 	Delivery string `name:"delivery" enum:"push,hooks" default:"push" help:"How messages reach the session: push (notifications/claude/channel, for Claude Code with channels on) or hooks (an inbox that hooks and the inbox tools read at turn boundaries, for clients without channels; see conclave agent setup)."`

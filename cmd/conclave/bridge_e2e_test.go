@@ -573,62 +573,6 @@ func TestBridgeDuplicateURL(t *testing.T) {
 	}
 }
 
-// TestBridgeTwoInOneDirectory: two bridges started in the same directory
-// without --as end with distinct handles.
-func TestBridgeTwoInOneDirectory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a server and bridges")
-	}
-	t.Parallel()
-	w := newWorld(t, nil, "alice")
-	cwd := filepath.Join(t.TempDir(), "fleet")
-	os.Mkdir(cwd, 0o755)
-	a := startBridge(t, w.dirs["alice"], cwd)
-	b := startBridge(t, w.dirs["alice"], cwd)
-	deadline := time.Now().Add(40 * time.Second)
-	var got string
-	for time.Now().Before(deadline) {
-		text, isErr := a.callWithin("who", nil, 15*time.Second)
-		if !isErr && strings.Contains(text, "alice/alice-m/fleet,") && strings.Contains(text, "alice/alice-m/fleet-2") {
-			got = text
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if got == "" {
-		t.Fatalf("no two distinct handles within 40 s\nA:\n%s\nB:\n%s", a.dump(), b.dump())
-	}
-	renamed := func(n *rpcNote) bool { return n.Meta["kind"] == "link" && strings.Contains(n.Content, "fleet-2") }
-	if a.poll(0, renamed) == nil && b.poll(0, renamed) == nil {
-		t.Errorf("neither bridge told its session about the rename:\nA:\n%s\nB:\n%s", a.dump(), b.dump())
-	}
-}
-
-// TestBridgeExplicitHandleConflict: two bridges with the same --as are
-// diagnosed, never renamed.
-func TestBridgeExplicitHandleConflict(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a server and bridges")
-	}
-	t.Parallel()
-	w := newWorld(t, nil, "alice")
-	a := startBridge(t, w.dirs["alice"], "", "--as", "twin")
-	b := startBridge(t, w.dirs["alice"], "", "--as", "twin")
-	diag := func(n *rpcNote) bool { return n.Meta["kind"] == "link" && strings.Contains(n.Content, "--as") }
-	deadline := time.Now().Add(30 * time.Second)
-	for a.poll(0, diag) == nil && b.poll(0, diag) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no --as diagnosis within 30 s\nA:\n%s\nB:\n%s", a.dump(), b.dump())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for _, c := range []*mcpClient{a, b} {
-		if n := c.poll(0, func(n *rpcNote) bool { return strings.Contains(n.Content, "twin-2") }); n != nil {
-			t.Errorf("an explicit handle was renamed: %q", n.Content)
-		}
-	}
-}
-
 // TestBridgeMultiHome: one bridge, two servers; tools need `server`, and
 // each message carries its own server.
 func TestBridgeMultiHome(t *testing.T) {
