@@ -70,6 +70,13 @@ type Options struct {
 	// `conclave hook` reaches this bridge ([HookSocketDir],
 	// [HookSocketPath]). Serve listens on it and removes it at the end.
 	HookSocket string
+
+	// ChannelsSeen, if not nil, is called with a server's channel names
+	// after a list_channels (all is true: they are the whole list the
+	// user can see) or a join_channel (the one name). The CLI keeps them
+	// for shell completion. It is called on the tool call's goroutine and
+	// must not block for long.
+	ChannelsSeen func(server string, names []string, all bool)
 }
 
 // Delivery modes (Options.Delivery).

@@ -101,6 +101,7 @@ func (b *Bridge) joinChannel(ctx context.Context, a args) (string, error) {
 	l.mu.Lock()
 	l.joined[ch] = true
 	l.mu.Unlock()
+	b.channelsSeen(l.url, []string{ch}, false)
 	b.refreshTools()
 	lv := b.policy.channel(l.url, ch)
 	return fmt.Sprintf("joined %s (permission level %s%s)", ch, lv, levelHint(lv)), nil
@@ -152,6 +153,11 @@ func (b *Bridge) listChannels(ctx context.Context, a args) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	names := make([]string, 0, len(r.Channels))
+	for _, c := range r.Channels {
+		names = append(names, c.Name)
+	}
+	b.channelsSeen(l.url, names, true)
 	if len(r.Channels) == 0 {
 		return "no channels visible", nil
 	}
@@ -301,4 +307,11 @@ func (b *Bridge) whisper(ctx context.Context, a args) (string, error) {
 		return "", err
 	}
 	return "whisper sent", nil
+}
+
+// channelsSeen hands names to Options.ChannelsSeen, if set.
+func (b *Bridge) channelsSeen(server string, names []string, all bool) {
+	if f := b.opts.ChannelsSeen; f != nil {
+		f(server, names, all)
+	}
 }

@@ -53,6 +53,9 @@ func (c *BridgeCmd) Run(ctx context.Context, g *Globals) error {
 		Version:       g.Version,
 		Logger:        g.Logger,
 		Delivery:      c.Delivery,
+		ChannelsSeen: func(server string, names []string, all bool) {
+			g.rememberChannels(server, channelChange{replace: all, add: names})
+		},
 	})
 	if err != nil {
 		return err

@@ -28,9 +28,11 @@ func (c *ChannelCreateCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	f := &protocol.Frame{Type: protocol.TCreateChannel, Channel: c.Name, Visibility: c.Visibility}
-	if _, _, err := g.oneShot(ctx, c.Server, f, protocol.TAck); err != nil {
+	_, srv, err := g.oneShot(ctx, c.Server, f, protocol.TAck)
+	if err != nil {
 		return err
 	}
+	g.rememberChannels(srv.URL, channelChange{add: []string{c.Name}})
 	if g.JSON {
 		return g.printJSON(struct {
 			Channel    string `json:"channel"`
@@ -48,10 +50,15 @@ type ChannelListCmd struct {
 
 // Run prints `<name>\t<visibility>[\t(member)]` per channel.
 func (c *ChannelListCmd) Run(ctx context.Context, g *Globals) error {
-	r, _, err := g.oneShot(ctx, c.Server, &protocol.Frame{Type: protocol.TListChannels}, protocol.TChannelList)
+	r, srv, err := g.oneShot(ctx, c.Server, &protocol.Frame{Type: protocol.TListChannels}, protocol.TChannelList)
 	if err != nil {
 		return err
 	}
+	names := make([]string, 0, len(r.Channels))
+	for _, ch := range r.Channels {
+		names = append(names, ch.Name)
+	}
+	g.rememberChannels(srv.URL, channelChange{replace: true, add: names})
 	if g.JSON {
 		out := r.Channels
 		if out == nil {
@@ -72,7 +79,7 @@ func (c *ChannelListCmd) Run(ctx context.Context, g *Globals) error {
 // ChannelDeleteCmd deletes a channel.
 type ChannelDeleteCmd struct {
 	serverFlag
-	Name string `arg:"" help:"The channel to delete."`
+	Name string `arg:"" complete:"channel" help:"The channel to delete."`
 }
 
 // Run deletes the channel and prints `✓ deleted <name>`. Every session
@@ -82,9 +89,11 @@ func (c *ChannelDeleteCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	f := &protocol.Frame{Type: protocol.TDeleteChannel, Channel: c.Name}
-	if _, _, err := g.oneShot(ctx, c.Server, f, protocol.TAck); err != nil {
+	_, srv, err := g.oneShot(ctx, c.Server, f, protocol.TAck)
+	if err != nil {
 		return err
 	}
+	g.rememberChannels(srv.URL, channelChange{remove: c.Name})
 	return g.done(struct {
 		Channel string `json:"channel"`
 	}{c.Name}, "deleted %s", c.Name)
@@ -93,7 +102,7 @@ func (c *ChannelDeleteCmd) Run(ctx context.Context, g *Globals) error {
 // ChannelRenameCmd renames a channel.
 type ChannelRenameCmd struct {
 	serverFlag
-	Name    string `arg:"" help:"The channel's current name."`
+	Name    string `arg:"" complete:"channel" help:"The channel's current name."`
 	NewName string `arg:"" name:"new-name" help:"Its new name."`
 }
 
@@ -106,9 +115,11 @@ func (c *ChannelRenameCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	f := &protocol.Frame{Type: protocol.TRenameChannel, Channel: c.Name, NewName: c.NewName}
-	if _, _, err := g.oneShot(ctx, c.Server, f, protocol.TAck); err != nil {
+	_, srv, err := g.oneShot(ctx, c.Server, f, protocol.TAck)
+	if err != nil {
 		return err
 	}
+	g.rememberChannels(srv.URL, channelChange{remove: c.Name, add: []string{c.NewName}})
 	return g.done(struct {
 		Channel string `json:"channel"`
 		NewName string `json:"new_name"`
@@ -118,7 +129,7 @@ func (c *ChannelRenameCmd) Run(ctx context.Context, g *Globals) error {
 // ChannelSetVisibilityCmd changes a channel's visibility.
 type ChannelSetVisibilityCmd struct {
 	serverFlag
-	Name       string `arg:"" help:"The channel."`
+	Name       string `arg:"" complete:"channel" help:"The channel."`
 	Visibility string `arg:"" enum:"public,unlisted,private" help:"public, unlisted or private."`
 }
 

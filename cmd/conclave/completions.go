@@ -13,10 +13,12 @@ import (
 // CompletionsCmd prints a shell completion script.
 //
 // The scripts are static: they are generated from the kong model of this
-// binary and hold the command tree as tables, so completing never runs
-// conclave and no path of the binary is baked in. Regenerate them after an
-// upgrade (or source `conclave completions bash` from the shell's rc file,
-// which does that on every start).
+// binary and hold the command tree as tables, so no path of the binary is
+// baked in. Regenerate them after an upgrade (or source `conclave
+// completions bash` from the shell's rc file, which does that on every
+// start). Only server and channel names are looked up on Tab, by running
+// `conclave complete-names` (namecache.go), which reads local files only
+// and prints nothing on error.
 type CompletionsCmd struct {
 	Shell string `arg:"" enum:"bash,zsh,fish" help:"The shell: bash, zsh or fish."`
 }
@@ -68,7 +70,7 @@ type compFlag struct {
 // compValue says what a flag or positional takes: nothing (a boolean or
 // counter flag), free text, a file, a directory, or one of a few words.
 type compValue struct {
-	kind  byte     // 'n' nothing, 't' text, 'f' file, 'd' directory, 'e' enum
+	kind  byte     // 'n' nothing, 't' text, 'f' file, 'd' directory, 'e' enum, 's' a registered server, 'c' a cached channel
 	words []string // for 'e'
 }
 
@@ -133,6 +135,18 @@ func valueOf(v *kong.Value) compValue {
 	}
 	if v.Enum != "" {
 		return compValue{kind: 'e', words: v.EnumSlice()}
+	}
+	switch v.Tag.Get("complete") {
+	case "server":
+		return compValue{kind: 's'}
+	case "channel":
+		return compValue{kind: 'c'}
+	}
+	if v.Flag != nil && v.Name == "server" {
+		return compValue{kind: 's'}
+	}
+	if v.Flag != nil && v.Name == "channel" {
+		return compValue{kind: 'c'}
 	}
 	name := strings.ToLower(v.Name)
 	if v.Flag != nil && v.Flag.PlaceHolder != "" {
@@ -338,12 +352,19 @@ __NAME_complete() {
 	local cpath='' want='' n=0 i=0 w cur=''
 	__NAME_kind=words
 	__NAME_list=''
+	__NAME_cfg=''
+	__NAME_srv=''
 	for w in "$@"; do
 		i=$((i + 1))
 		if [ "$i" -eq "$#" ]; then cur=$w; break; fi
-		if [ -n "$want" ]; then want=''; continue; fi
+		if [ -n "$want" ]; then
+			__NAME_seen "$want" "$w"
+			want=''
+			continue
+		fi
 		case $w in
-		--*=*|-|--) ;;
+		--*=*) __NAME_seen "${w%%=*}" "${w#*=}" ;;
+		-|--) ;;
 		-*)
 			__NAME_value "$cpath" "$w"
 			[ "$REPLY" = n ] || want=$w ;;
@@ -371,7 +392,30 @@ __NAME_complete() {
 	f) __NAME_kind=file ;;
 	d) __NAME_kind=dir ;;
 	'e '*) __NAME_list=${REPLY#e } ;;
+	s) __NAME_list=$(__NAME_names servers) ;;
+	c) __NAME_list=$(__NAME_names channels) ;;
 	esac
+}
+
+# __NAME_seen FLAG VALUE: remember the config dir and server typed so far.
+__NAME_seen() {
+	case $1 in
+	--config-dir) __NAME_cfg=$2 ;;
+	--server) __NAME_srv=$2 ;;
+	esac
+}
+
+# __NAME_names servers|channels: the registered servers, or the channel
+# names cached by earlier commands (of the server typed, if any). NAME
+# reads only local files for this, and any error prints nothing.
+__NAME_names() {
+	local cfg=$__NAME_cfg
+	case $cfg in "~/"*) cfg=$HOME/${cfg#"~/"} ;; esac
+	if [ -n "$__NAME_srv" ] && [ "$1" = channels ]; then
+		command NAME ${cfg:+--config-dir "$cfg"} complete-names "$1" --server "$__NAME_srv" </dev/null 2>/dev/null
+	else
+		command NAME ${cfg:+--config-dir "$cfg"} complete-names "$1" </dev/null 2>/dev/null
+	fi
 }
 `
 
@@ -420,7 +464,15 @@ _NAME() {
 	case $__NAME_kind in
 	file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
 	dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-	*) mapfile -t COMPREPLY < <(compgen -P "$prefix" -W "$__NAME_list" -- "$cur") ;;
+	*)
+		mapfile -t COMPREPLY < <(compgen -P "$prefix" -W "$__NAME_list" -- "$cur")
+		# With ':' in COMP_WORDBREAKS (the default) bash replaces only
+		# what follows the last ':' of a URL.
+		if [[ $cur == *:* && $COMP_WORDBREAKS == *:* && -z $prefix ]]; then
+			local colon=${cur%"${cur##*:}"} j
+			for j in "${!COMPREPLY[@]}"; do COMPREPLY[j]=${COMPREPLY[j]#"$colon"}; done
+		fi
+		;;
 	esac
 }
 
@@ -553,12 +605,24 @@ function __NAME_complete
 	set -l p ''
 	set -l want ''
 	set -l n 0
+	set -l cfg ''
+	set -l srv ''
 	for w in $toks
 		if test -n "$want"
+			switch $want
+				case --config-dir
+					set cfg $w
+				case --server
+					set srv $w
+			end
 			set want ''
 			continue
 		end
-		if string match -q -- '-' $w; or string match -q -- '--' $w; or string match -q -- '--*=*' $w
+		if string match -q -- '--config-dir=*' $w
+			set cfg (string replace -- '--config-dir=' '' $w)
+		else if string match -q -- '--server=*' $w
+			set srv (string replace -- '--server=' '' $w)
+		else if string match -q -- '-' $w; or string match -q -- '--' $w; or string match -q -- '--*=*' $w
 			continue
 		else if string match -q -- '-*' $w
 			if test (__NAME_value $p $w) != n
@@ -600,6 +664,17 @@ function __NAME_complete
 			__fish_complete_directories $cur | string replace -r '^' -- $prefix
 		case 'e *'
 			for v in (string split ' ' -- (string sub -s 3 -- $spec))
+				echo $prefix$v
+			end
+		case s c
+			# NAME reads only local files for these; any error prints nothing.
+			set -l kind servers
+			test $spec = c; and set kind channels
+			set -l args
+			test -n "$cfg"; and set args --config-dir (string replace -r '^~/' "$HOME/" -- $cfg)
+			set -a args complete-names $kind
+			test $kind = channels; and test -n "$srv"; and set -a args --server $srv
+			for v in (command NAME $args </dev/null 2>/dev/null)
 				echo $prefix$v
 			end
 	end

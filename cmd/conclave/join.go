@@ -14,7 +14,7 @@ import (
 // subscribes through the bridge's join_channel tool.
 type JoinCmd struct {
 	serverFlag
-	Channel string `arg:"" help:"The channel to join."`
+	Channel string `arg:"" complete:"channel" help:"The channel to join."`
 	Token   string `name:"token" placeholder:"TOKEN" help:"An invite token for a private channel."`
 	Perm    string `name:"perm" placeholder:"LEVEL" help:"After a successful join, set this channel's local permission level: mute, notify, converse or act."`
 }
@@ -46,6 +46,7 @@ func (c *JoinCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("join rejected: %w", err)
 	}
+	g.rememberChannels(srv.URL, channelChange{add: []string{c.Channel}})
 	if level != nil {
 		dir, cfg, err := g.loadConfig()
 		if err != nil {

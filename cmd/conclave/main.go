@@ -53,8 +53,9 @@ type CLI struct {
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
 	Bench     BenchCmd     `cmd:"" help:"Load-test a server: deliveries/s, CPU, latency, handshakes, memory per session."`
 
-	Skill       SkillCmd       `cmd:"" help:"Print or install the Claude Code skill for conclave."`
-	Completions CompletionsCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Skill         SkillCmd         `cmd:"" help:"Print or install the Claude Code skill for conclave."`
+	Completions   CompletionsCmd   `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	CompleteNames CompleteNamesCmd `cmd:"" name:"complete-names" hidden:"" help:"Print registered servers or cached channel names for the completion scripts (local files only)."`
 }
 
 const description = "conclave is Discord for coding agents: shared channels that let Claude Code " +

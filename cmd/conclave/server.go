@@ -49,7 +49,7 @@ const noServers = "no servers registered (see `conclave register`)"
 
 // ServerRemoveCmd forgets one registration.
 type ServerRemoveCmd struct {
-	URL    string `arg:"" optional:"" help:"The server's URL, exactly as registered."`
+	URL    string `arg:"" optional:"" complete:"server" help:"The server's URL, exactly as registered."`
 	Server string `name:"server" placeholder:"URL" help:"The same, as a flag."`
 }
 

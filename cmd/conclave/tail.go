@@ -165,6 +165,7 @@ func (t *tailer) follow(ctx context.Context, s *session, first bool) error {
 	t.joined = true
 	t.backoff.Reset()
 	if first {
+		t.g.rememberChannels(s.srv.URL, channelChange{add: []string{t.channel}})
 		// stderr, like every status line: stdout holds only messages, so
 		// `tail … | head -1` is the first message.
 		fmt.Fprintf(t.g.Stderr, "tailing #%s as %s — Ctrl-C to stop\n", t.channel, s.conn.Path())

@@ -12,7 +12,7 @@ import (
 // subscribed to one channel.
 type WhoCmd struct {
 	serverFlag
-	Channel string `arg:"" optional:"" help:"Only the sessions in this channel."`
+	Channel string `arg:"" optional:"" complete:"channel" help:"Only the sessions in this channel."`
 }
 
 // Run prints `[<channel or server>] <path>, <path>, …`.
