@@ -103,6 +103,20 @@ export function wsURL() {
   return u.href;
 }
 
+// pageInstance is this page's instance id, sent in every hello: a
+// reconnection from the same page takes back its own session, even one
+// the server still thinks is live (docs/PROTOCOL.md §5, Two sessions, one
+// handle). Made on first use, once per page load.
+let pageInstance = "";
+function instance() {
+  if (!pageInstance) {
+    const a = new Uint8Array(16);
+    crypto.getRandomValues(a);
+    pageInstance = b64(a);
+  }
+  return pageInstance;
+}
+
 // Conn is one authenticated session. onFrame receives the frames the
 // server sends unprompted; onClose(reason, code) is called once.
 export class Conn {
@@ -124,7 +138,7 @@ export class Conn {
       this.ws = ws;
       let stage = "hello";
       const send = (f) => ws.send(JSON.stringify(f));
-      ws.onopen = () => send({ type: "hello", version: 1, session, client: "conclave-web/1" });
+      ws.onopen = () => send({ type: "hello", version: 1, session, client: "conclave-web/1", instance: instance() });
       ws.onmessage = async (ev) => {
         for (const line of String(ev.data).split("\n")) {
           if (!line.trim()) continue;
