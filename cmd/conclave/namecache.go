@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/conclave/conclave/atomicfile"
 	"github.com/conclave/conclave/identity"
 	"github.com/conclave/conclave/protocol"
 )
@@ -87,10 +86,23 @@ func updateChannelCache(dir, server string, ch channelChange, now time.Time) err
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Replaced by a rename, so that a reader never sees half a file, but
+	// not synced: the cache is a hint, and a lost update costs nothing.
+	f, err := os.CreateTemp(dir, "."+channelCacheFile+".*.tmp")
+	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, channelCacheFile), b, 0o600)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, channelCacheFile))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // cachedChannels returns the cached names of server, or of every server
