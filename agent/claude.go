@@ -15,6 +15,7 @@ import (
 	"github.com/conclave/conclave/atomicfile"
 	"github.com/conclave/conclave/linediff"
 	"github.com/conclave/conclave/orderedjson"
+	"github.com/conclave/conclave/regfile"
 )
 
 // Names setup uses in Claude Code's files.
@@ -115,8 +116,11 @@ func ClaudeCode(o *Options) (*Plan, error) {
 		return nil, fmt.Errorf("project %s is not a directory", o.Project)
 	}
 	files := map[string][]byte{}
+	// maxSettingsFile caps each file read: Claude Code's settings are
+	// small, and a path that never ends must not be read forever.
+	const maxSettingsFile = 8 << 20
 	for _, f := range []string{mcpFile, settingsFile, recordFile} {
-		b, err := os.ReadFile(filepath.Join(o.Project, f))
+		b, err := regfile.Read(filepath.Join(o.Project, f), maxSettingsFile)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:

@@ -3,11 +3,11 @@ package agentsetup
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/conclave/conclave/orderedjson"
+	"github.com/conclave/conclave/regfile"
 )
 
 // GeminiHookTimeout is the time limit, in milliseconds, that setup gives
@@ -186,7 +186,7 @@ func sameJSON(a, b []byte) bool {
 // geminiTrusted reports whether dir is listed as trusted in the user's
 // ~/.gemini/trustedFolders.json.
 func geminiTrusted(home, dir string) bool {
-	data, err := os.ReadFile(filepath.Join(home, ".gemini", "trustedFolders.json"))
+	data, err := regfile.Read(filepath.Join(home, ".gemini", "trustedFolders.json"), maxSettingsFile)
 	if err != nil {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/conclave/conclave/atomicfile"
 	"github.com/conclave/conclave/linediff"
+	"github.com/conclave/conclave/regfile"
 )
 
 // Options says what to set up and where. Project and Bridge are required.
@@ -124,9 +125,12 @@ func writeFile(path string, data []byte) error {
 	return nil
 }
 
+// maxSettingsFile caps what is read of an agent's settings file.
+const maxSettingsFile = 8 << 20
+
 // readFile returns a file's content and whether it exists.
 func readFile(path string) ([]byte, bool, error) {
-	data, err := os.ReadFile(path)
+	data, err := regfile.Read(path, maxSettingsFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/conclave/conclave/atomicfile"
 	"github.com/conclave/conclave/datadir"
+	"github.com/conclave/conclave/regfile"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -191,7 +192,7 @@ func linkNew(tmp, out string) error {
 
 // verifyFile reads and verifies the archive at path (name in messages).
 func verifyFile(ctx context.Context, path, name string) (*Manifest, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 
 	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/regfile"
 
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/projections"
@@ -46,7 +47,7 @@ func Restore(ctx context.Context, file, dir string, progress io.Writer) (m Manif
 	if err != nil {
 		return Manifest{}, err
 	}
-	f, err := os.Open(file)
+	f, err := regfile.Open(file)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("open backup: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/regfile"
 )
 
 // Names inside a data dir.
@@ -167,17 +167,12 @@ func (d *Dir) Close() error {
 
 func readServerID(dir string) (string, []byte, error) {
 	path := filepath.Join(dir, ServerIDFile)
-	f, err := os.Open(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("read server id: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxServerIDFile+1))
+	b, err := regfile.Read(path, maxServerIDFile)
 	if err != nil {
 		return "", nil, fmt.Errorf("read server id: %w", err)
 	}
 	id := strings.TrimSpace(string(b))
-	if id == "" || len(id) > MaxServerIDLen || len(b) > maxServerIDFile {
+	if id == "" || len(id) > MaxServerIDLen {
 		return "", nil, fmt.Errorf("server id file %s is damaged", path)
 	}
 	return id, b, nil
@@ -207,7 +202,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
+		holder, _ := regfile.Read(path, maxServerIDFile)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			h := strings.TrimSpace(string(holder))

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/regfile"
 
 	"github.com/BurntSushi/toml"
 )
@@ -78,12 +78,15 @@ func NewConfig() *Config {
 	return &Config{DefaultPermission: DefaultLevel, EmitBudget: DefaultEmitBudget}
 }
 
+// MaxConfigFile caps config.toml: thousands of servers and overrides fit.
+const MaxConfigFile = 1 << 20
+
 // LoadConfig reads dir/config.toml. A missing file gives [NewConfig]'s
 // defaults; a file that cannot be read or parsed, or that breaks a rule
 // (an unknown level, a server listed twice, …), is an error naming the file.
 func LoadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, ConfigFile)
-	data, err := os.ReadFile(path)
+	data, err := regfile.Read(path, MaxConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return NewConfig(), nil
 	}

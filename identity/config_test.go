@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -276,4 +277,42 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", back, c)
 		}
 	})
+}
+
+// TestLoadConfigCaps: config.toml must be a regular file of at most
+// MaxConfigFile bytes; a symlink to one (a mounted secret) is read.
+func TestLoadConfigCaps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ConfigFile)
+	if err := os.WriteFile(path, []byte("# "+strings.Repeat("x", MaxConfigFile)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(dir); err == nil || err.Error() != "read config file: "+path+": larger than 1 MiB" {
+		t.Errorf("a config over the cap: %v", err)
+	}
+	if runtime.GOOS == "windows" {
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "not a regular file (it is a device)") {
+		t.Errorf("config.toml -> /dev/zero: %v", err)
+	}
+	real := filepath.Join(t.TempDir(), "conclave.toml")
+	if err := os.WriteFile(real, []byte("default_permission = \"converse\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, path); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := LoadConfig(dir); err != nil || cfg.DefaultPermission.String() != "converse" {
+		t.Errorf("config.toml as a symlink: %+v, %v", cfg, err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/conclave/conclave/atomicfile"
+	"github.com/conclave/conclave/regfile"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -89,11 +90,16 @@ func LoadOrCreateKey(dir, host string) (key ed25519.PrivateKey, created bool, no
 	return key, true, "", nil
 }
 
+// maxKeyFile caps what is read of a key file: an OpenSSH Ed25519 key is
+// about 400 bytes, and a path that never ends (a symlink to /dev/zero)
+// must not be read until memory runs out.
+const maxKeyFile = 64 << 10
+
 // readKey reads and parses dir/id_ed25519. A missing file gives an error
 // wrapping fs.ErrNotExist.
 func readKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, KeyFile)
-	data, err := os.ReadFile(path)
+	data, err := regfile.Read(path, maxKeyFile)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -161,7 +167,7 @@ func writeKey(dir string, key ed25519.PrivateKey, comment string) error {
 // false, with the key read back, if id_ed25519 appeared meanwhile.
 func importLegacyKey(dir string) (key ed25519.PrivateKey, imported bool, err error) {
 	path := filepath.Join(dir, LegacyKeyFile)
-	data, err := os.ReadFile(path)
+	data, err := regfile.Read(path, maxKeyFile)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, nil

@@ -362,3 +362,48 @@ func TestImportLegacyKeyBadSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadKeyFileThatNeverEnds: a key path that is a symlink to /dev/zero
+// (or a FIFO, a directory) is refused with an error naming the path and
+// what it is, instead of being read until memory runs out; a key larger
+// than any key is refused by size; and a key that is a symlink to a
+// regular file (NixOS, Kubernetes secrets) loads.
+func TestLoadKeyFileThatNeverEnds(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no /dev/zero")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, KeyFile)
+	if err := os.Symlink("/dev/zero", path); err != nil {
+		t.Fatal(err)
+	}
+	want := "read machine key: " + path + ": not a regular file (it is a device)"
+	if _, _, err := LoadKey(dir); err == nil || err.Error() != want {
+		t.Fatalf("LoadKey with id_ed25519 -> /dev/zero: %v, want %q", err, want)
+	}
+	if _, _, _, err := LoadOrCreateKey(dir, "h"); err == nil || err.Error() != want {
+		t.Fatalf("LoadOrCreateKey with id_ed25519 -> /dev/zero: %v, want %q", err, want)
+	}
+
+	big := t.TempDir()
+	if err := os.WriteFile(filepath.Join(big, KeyFile), bytes.Repeat([]byte("A"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadKey(big); err == nil || !strings.HasSuffix(err.Error(), KeyFile+": larger than 64 KiB") {
+		t.Fatalf("LoadKey of a 1 MiB key file: %v", err)
+	}
+
+	// A secret mounted as a symlink to a regular file.
+	store, secret := t.TempDir(), t.TempDir()
+	want0, _, _, err := LoadOrCreateKey(store, "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(store, KeyFile), filepath.Join(secret, KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := LoadKey(secret)
+	if err != nil || !got.Equal(want0) {
+		t.Fatalf("LoadKey through a symlink: %v", err)
+	}
+}

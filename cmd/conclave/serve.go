@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conclave/conclave/regfile"
 	"github.com/conclave/conclave/timespec"
 
 	"github.com/conclave/conclave/eventlog"
@@ -86,7 +87,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	scheme := "ws"
 	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		cert, err := loadKeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("load TLS certificate: %w", err)
@@ -209,4 +210,24 @@ func damageHint(err error, dir string) error {
 	}
 	return fmt.Errorf("%w; the data dir is damaged: conclave audit verify --data-dir %s names every damaged record, "+
 		"and conclave repair --data-dir %s shows the way out (a dry run without --yes), or restore a backup", err, dir, dir)
+}
+
+// Caps of the TLS files: a certificate chain is a few KiB, a key less.
+const (
+	maxCertFile = 1 << 20
+	maxKeyFile  = 64 << 10
+)
+
+// loadKeyPair is tls.LoadX509KeyPair over files that must be regular and
+// under a cap (regfile), so that a path that never ends is refused.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := regfile.Read(certFile, maxCertFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := regfile.Read(keyFile, maxKeyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(cert, key)
 }
