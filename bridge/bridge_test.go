@@ -406,19 +406,20 @@ func TestDefaultHandle(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	var b backoff
+	within := func(d, base time.Duration) bool { return d >= base && d <= base+base/4 }
+	b := newBackoff()
 	var got []time.Duration
 	for i := 0; i < 10; i++ {
-		got = append(got, b.delay())
+		got = append(got, b.Next())
 	}
 	want := []time.Duration{200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000}
 	for i := range want {
-		if got[i] != want[i]*time.Millisecond {
-			t.Fatalf("delays %v", got)
+		if !within(got[i], want[i]*time.Millisecond) {
+			t.Fatalf("delays %v, want %v ms plus jitter", got, want)
 		}
 	}
-	b.reset()
-	if d := b.delay(); d != backoffBase {
+	b.Reset()
+	if d := b.Next(); !within(d, backoffBase) {
 		t.Errorf("after reset %v", d)
 	}
 }

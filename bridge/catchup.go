@@ -91,6 +91,9 @@ func (b *Bridge) catchUp(ctx context.Context, a args) (string, error) {
 			return "", err
 		}
 		for i, m := range r.Messages {
+			if m.Gap {
+				continue // a number the history does not hold: nothing to show
+			}
 			if full {
 				remaining += len(r.Messages) - i
 				break

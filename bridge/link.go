@@ -88,19 +88,9 @@ func (l *link) setStateLocked(s linkState) {
 	l.changed = make(chan struct{})
 }
 
-// backoff is the redial delay: 200 ms doubling to 30 s.
-type backoff struct{ next time.Duration }
-
-func (b *backoff) delay() time.Duration {
-	if b.next == 0 {
-		b.next = backoffBase
-	}
-	d := b.next
-	b.next = min(2*b.next, backoffMax)
-	return d
-}
-
-func (b *backoff) reset() { b.next = 0 }
+// newBackoff returns the redial delays: 200 ms doubling to 30 s, each
+// with control.Backoff's jitter.
+func newBackoff() control.Backoff { return control.Backoff{Min: backoffBase, Max: backoffMax} }
 
 // flapper is the flapping breaker's state (behaviour.md §4.8); only run
 // touches it.
@@ -115,7 +105,7 @@ type flapper struct {
 // run dials, serves and re-dials until ctx ends or the link turns out to
 // be a duplicate.
 func (l *link) run(ctx context.Context) {
-	var bo backoff
+	bo := newBackoff()
 	var fl flapper
 	var rejoins sync.WaitGroup // each ends soon after its connection closes
 	defer rejoins.Wait()
@@ -181,9 +171,9 @@ func (l *link) run(ctx context.Context) {
 			return
 		}
 		if uptime >= stableUptime {
-			bo.reset()
+			bo.Reset()
 		}
-		d := bo.delay()
+		d := bo.Next()
 		l.log.Info("connection lost; reconnecting", "err", cause, "uptime", uptime.Round(time.Millisecond), "retry_in", d)
 		l.setDown(cause, d)
 		l.dropped(cause, uptime, gen, &fl)
@@ -195,8 +185,8 @@ func (l *link) run(ctx context.Context) {
 
 // retry records a failed dial and waits out the backoff; it reports
 // whether ctx is still alive.
-func (l *link) retry(ctx context.Context, bo *backoff, err error) bool {
-	d := bo.delay()
+func (l *link) retry(ctx context.Context, bo *control.Backoff, err error) bool {
+	d := bo.Next()
 	l.log.Warn("connect failed; retrying", "err", err, "retry_in", d)
 	l.setDown(err, d)
 	return sleep(ctx, d)

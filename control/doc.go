@@ -28,13 +28,24 @@
 //
 // # Reconnecting
 //
-// A Conn does not reconnect by itself. A long-lived client (tail, the
-// bridge) dials again when its Conn ends: [Reconnectable] tells a lost
-// connection or a temporary drop (the server shutting down or restarting,
-// an idle timeout, a slow-consumer drop) from a refusal that will not go
-// away (superseded, machine key revoked, user removed, a key or server id
-// refused), and [Backoff] spaces the attempts 1 s, 2 s, 4 s, … up to 30 s.
-// A new connection starts with no subscriptions: join again.
+// A Conn does not reconnect by itself. [Subscribe] follows one channel
+// across connections: it joins, reads the history up to the join's head
+// (read_since with until_seq), then passes on the live deliveries, each
+// message once and in seq order; when the connection ends for a reason
+// worth retrying it dials again, joins again (following renames) and
+// catches up after the last message it passed on. Its queue is bounded: a
+// reader more than [SubscribeOptions.Buffer] events behind makes it drop
+// the connection and resume from the history ([ErrOverflow]). tail is a
+// printer of its events.
+//
+// A client that manages connections itself (the bridge) uses the same
+// parts: [Reconnectable] tells a lost connection or a temporary drop
+// ([protocol.Reason.Temporary]: the server shutting down or restarting, an
+// idle timeout, a slow-consumer drop) from a refusal that will not go away
+// (superseded, machine key revoked, user removed, a key or server id
+// refused), and [Backoff] spaces the attempts 1 s, 2 s, 4 s, … up to 30 s,
+// each stretched by up to a quarter at random. A new connection starts
+// with no subscriptions: join again.
 //
 // # Errors and timeouts
 //

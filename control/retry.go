@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/conclave/conclave/identity"
@@ -46,14 +47,24 @@ func Reconnectable(err error) bool {
 
 // Backoff yields the delays between reconnection attempts: Min (default
 // 1 s) at first, then twice the previous delay, at most Max (default
-// 30 s). Its zero value is ready to use; it is not safe for concurrent use.
+// 30 s), each stretched by a random part of up to a quarter, so that the
+// clients a restarting server dropped all at once do not come back in
+// lockstep. Its zero value is ready to use; it is not safe for concurrent
+// use.
 type Backoff struct {
 	Min, Max time.Duration
 	next     time.Duration
 }
 
-// Next returns the delay before the next attempt.
+// Next returns the delay before the next attempt: the base delay d of the
+// sequence plus a random jitter in [0, d/4).
 func (b *Backoff) Next() time.Duration {
+	d := b.base()
+	return d + rand.N(d/4+1)
+}
+
+// base returns the next delay of the sequence, without jitter.
+func (b *Backoff) base() time.Duration {
 	lo, hi := b.Min, b.Max
 	if lo <= 0 {
 		lo = DefaultBackoffMin
@@ -71,3 +82,16 @@ func (b *Backoff) Next() time.Duration {
 
 // Reset starts the sequence again at Min, after a successful connection.
 func (b *Backoff) Reset() { b.next = 0 }
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is
+// still alive.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

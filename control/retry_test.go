@@ -58,6 +58,8 @@ func TestReconnectable(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	// within reports whether d is base stretched by less than a quarter.
+	within := func(d, base time.Duration) bool { return d >= base && d <= base+base/4 }
 	var b Backoff
 	var got []time.Duration
 	for range 8 {
@@ -65,16 +67,28 @@ func TestBackoff(t *testing.T) {
 	}
 	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
 	for i := range want {
-		if got[i] != want[i]*time.Second {
-			t.Fatalf("delays %v, want %v seconds", got, want)
+		if !within(got[i], want[i]*time.Second) {
+			t.Fatalf("delays %v, want %v seconds plus less than a quarter", got, want)
 		}
 	}
 	b.Reset()
-	if d := b.Next(); d != time.Second {
-		t.Errorf("after Reset: %v, want 1s", d)
+	if d := b.Next(); !within(d, time.Second) {
+		t.Errorf("after Reset: %v, want 1s plus jitter", d)
 	}
 	small := Backoff{Min: 10 * time.Millisecond, Max: 25 * time.Millisecond}
-	if a, b2, c := small.Next(), small.Next(), small.Next(); a != 10*time.Millisecond || b2 != 20*time.Millisecond || c != 25*time.Millisecond {
+	if a, b2, c := small.Next(), small.Next(), small.Next(); !within(a, 10*time.Millisecond) || !within(b2, 20*time.Millisecond) || !within(c, 25*time.Millisecond) {
 		t.Errorf("custom delays %v %v %v", a, b2, c)
+	}
+}
+
+// TestBackoffJitter: clients dropped at the same moment spread out.
+func TestBackoffJitter(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		var b Backoff
+		seen[b.Next()] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("20 first delays took %d distinct values, want them spread", len(seen))
 	}
 }

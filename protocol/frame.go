@@ -175,12 +175,18 @@ type InviteInfo struct {
 }
 
 // HistoryMessage is one stored channel message.
+//
+// A gap (Gap true, no From, body or time) marks a seq the channel numbered
+// that the history does not hold: a post the server could not store
+// (it may have reached live subscribers) or a damaged record. A reader
+// passes over it; nothing more will come for that seq.
 type HistoryMessage struct {
 	Seq    uint64  `json:"seq"`
-	From   string  `json:"from"`
-	TsMs   int64   `json:"ts_ms"`
+	From   string  `json:"from,omitempty"`  // always set but in a gap
+	TsMs   int64   `json:"ts_ms,omitempty"` // always set but in a gap
 	Body   *string `json:"body,omitempty"`
 	Sealed *Sealed `json:"sealed,omitempty"`
+	Gap    bool    `json:"gap,omitempty"`
 }
 
 // AuditEvent is one event of the server's event log, as served to admins.
@@ -247,11 +253,12 @@ type Frame struct {
 	Body   *string `json:"body,omitempty"`
 	Sealed *Sealed `json:"sealed,omitempty"`
 	TsMs   int64   `json:"ts_ms,omitempty"`
-	Seq    uint64  `json:"seq,omitempty"`
+	Seq    uint64  `json:"seq,omitempty"` // also joined's head: the channel's position at the join
 
 	// read_since, history, audit
 	AfterSeq  *uint64 `json:"after_seq,omitempty"`
 	BeforeSeq *uint64 `json:"before_seq,omitempty"`
+	UntilSeq  *uint64 `json:"until_seq,omitempty"` // read_since: up to this seq, once stored
 	SinceMs   *int64  `json:"since_ms,omitempty"`
 	UntilMs   *int64  `json:"until_ms,omitempty"`
 

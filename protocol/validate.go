@@ -179,6 +179,9 @@ func (f *Frame) Validate() error {
 		if f.BeforeSeq != nil && (f.AfterSeq != nil || f.SinceMs != nil) {
 			return Errorf(CodeMalformed, "read_since takes before_seq alone, without after_seq or since_ms")
 		}
+		if f.BeforeSeq != nil && f.UntilSeq != nil {
+			return Errorf(CodeMalformed, "read_since takes until_seq or before_seq, not both")
+		}
 		if f.Limit < 0 {
 			return Errorf(CodeMalformed, "limit must not be negative")
 		}

@@ -137,22 +137,26 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 func (sess *session) join(ctx context.Context, f *protocol.Frame) (*protocol.Frame, error) {
 	s := sess.srv
 	cmd := projections.Join{Channel: f.Channel, Token: f.Token}
+	// The head is taken with the subscription, under the lock that
+	// numbers posts: every post numbered up to it is history, every later
+	// one is delivered to this session.
+	var head uint64
+	subscribe := func() { head = s.history.at(func() { s.hub.subscribe(sess, f.Channel) }) }
 	s.mu.RLock()
 	events, perr := s.state.Decide(sess.actor, cmd, time.Now())
 	if perr == nil && len(events) == 0 {
-		s.hub.subscribe(sess, f.Channel)
+		subscribe()
 	}
 	s.mu.RUnlock()
 	if perr != nil {
 		return nil, perr
 	}
 	if len(events) > 0 {
-		err := s.submit(ctx, sess.actor, cmd, func() { s.hub.subscribe(sess, f.Channel) })
-		if err != nil {
+		if err := s.submit(ctx, sess.actor, cmd, subscribe); err != nil {
 			return nil, err
 		}
 	}
-	return &protocol.Frame{Type: protocol.TJoined, Channel: f.Channel}, nil
+	return &protocol.Frame{Type: protocol.TJoined, Channel: f.Channel, Seq: head}, nil
 }
 
 func (sess *session) who(f *protocol.Frame) (*protocol.Frame, error) {
@@ -212,7 +216,7 @@ func (sess *session) readSince(ctx context.Context, f *protocol.Frame) (*protoco
 	if f.BeforeSeq != nil {
 		page, err = sess.srv.history.pageBefore(ctx, cid, f.Channel, *f.BeforeSeq, f.Limit)
 	} else {
-		page, err = sess.srv.history.page(cid, f.Channel, f.AfterSeq, f.SinceMs, f.Limit)
+		page, err = sess.srv.history.page(ctx, cid, f.Channel, f.AfterSeq, f.SinceMs, f.UntilSeq, f.Limit)
 	}
 	if err != nil {
 		sess.log.Error("history read failed", "channel", f.Channel, "err", err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -140,6 +141,16 @@ func openHistory(s *Server) (*history, error) {
 	}
 	s.log.Info("history loaded", "messages", n, "took", time.Since(start).Round(time.Microsecond).String())
 	return h, nil
+}
+
+// at runs fn under the lock that numbers posts and returns the number of
+// the last post numbered: a subscription made by fn gets every post after
+// it, and every post up to it is history (once settled, see waitSettled).
+func (h *history) at(fn func()) uint64 {
+	h.seqMu.Lock()
+	defer h.seqMu.Unlock()
+	fn()
+	return h.next - 1
 }
 
 // post stores and fans out one message. The ack is sent by the history
@@ -302,6 +313,8 @@ func (h *history) append(batch []*histOp, datas [][]byte) error {
 	return nil
 }
 
+// fail refuses posts the log could not store; their numbers are gaps (the
+// gap rule, history_gap.go).
 func (h *history) fail(batch []*histOp) {
 	for _, op := range batch {
 		op.sess.replyFrame(protocol.MustEncode(protocol.ErrorFrame(op.id, protocol.Errorf(protocol.CodeInternal,
@@ -321,10 +334,21 @@ func (h *history) failQueued() {
 }
 
 // page returns up to limit messages of channel cid after seq after (or
-// from time sinceMs when after is nil), oldest first.
-func (h *history) page(cid uint64, channel string, after *uint64, sinceMs *int64, limit int) (*protocol.Frame, error) {
+// from time sinceMs when after is nil), oldest first. With until it
+// returns none numbered above until, and first waits until every post
+// numbered up to until is stored or refused, so that the page holds
+// exactly what was posted up to there.
+func (h *history) page(ctx context.Context, cid uint64, channel string, after *uint64, sinceMs *int64, until *uint64, limit int) (*protocol.Frame, error) {
 	if limit <= 0 || limit > protocol.HistoryPageMax {
 		limit = protocol.HistoryPageMax
+	}
+	if until != nil {
+		h.seqMu.Lock()
+		through := min(*until, h.next-1) // nothing is owed beyond what was numbered
+		h.seqMu.Unlock()
+		if err := h.waitSettled(ctx, through); err != nil {
+			return nil, err
+		}
 	}
 	h.idxMu.RLock()
 	entries := h.index[cid]
@@ -335,12 +359,15 @@ func (h *history) page(cid uint64, channel string, after *uint64, sinceMs *int64
 	case sinceMs != nil:
 		i = sort.Search(len(entries), func(k int) bool { return entries[k].tsMs >= *sinceMs })
 	}
-	var want []histEntry
-	if i < len(entries) {
-		end := min(i+limit, len(entries))
-		want = append(want, entries[i:end]...)
+	end := len(entries)
+	if until != nil {
+		end = sort.Search(len(entries), func(k int) bool { return entries[k].seq > *until })
 	}
-	more := i+len(want) < len(entries)
+	var want []histEntry
+	if i < end {
+		want = append(want, entries[i:min(i+limit, end)]...)
+	}
+	more := i+len(want) < end
 	var memData [][]byte
 	if h.log == nil {
 		for _, e := range want {

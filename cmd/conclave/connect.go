@@ -155,3 +155,11 @@ func (g *Globals) oneShot(ctx context.Context, serverURL string, f *protocol.Fra
 	r, err = expect(r, want)
 	return r, &s.srv, err
 }
+
+// connErr is why the connection of s ended.
+func connErr(s *session) error {
+	if err := s.conn.Err(); err != nil {
+		return err
+	}
+	return control.ErrNoResponse
+}

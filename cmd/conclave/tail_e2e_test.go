@@ -394,3 +394,83 @@ func TestTailResumesAfterConnectionCut(t *testing.T) {
 		t.Errorf("tail stderr %q: no reconnection", tail.stderrText())
 	}
 }
+
+// TestTailSinceAcrossKilledServer: `tail --since` prints a window while
+// another session posts live, then the server is killed (SIGKILL) and
+// started again and posting goes on: the tail prints every message once,
+// in order, history and live meeting at the join's head each time.
+func TestTailSinceAcrossKilledServer(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	addr, data := freeAddr(t), t.TempDir()
+	url := "ws://" + addr
+	srv := serveDir(t, addr, data, "--rate-limit", "0")
+	dir := t.TempDir()
+	a := []string{"CONCLAVE_CONFIG_DIR=" + dir}
+	ok(t, a, "register", "alice", "--server", url, "--machine", "wa")
+	ok(t, a, "channel", "create", "ops")
+	var sent []string
+	bodies := func(phase string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("%s%04d", phase, i))
+		}
+		sent = append(sent, out...)
+		return out
+	}
+	conn := poster(t, dir, "ops")
+	postAll(t, conn, "ops", bodies("window-", 600), 1)
+
+	tail := start(t, a, false, "--json", "tail", "--channel", "ops", "--since", "1h", "--as", "tl")
+	// Post while the tail reads the window and joins the live stream.
+	live := bodies("live-", 300)
+	posted := make(chan error, 1)
+	go func() {
+		for _, b := range live {
+			if _, err := conn.Request(context.Background(), &protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", Body: &b}); err != nil {
+				posted <- err
+				return
+			}
+		}
+		posted <- nil
+	}()
+	var last uint64
+	var got []string
+	read := func(n int) {
+		t.Helper()
+		for range n {
+			var l jsonLine
+			if err := json.Unmarshal([]byte(tail.next()), &l); err != nil {
+				t.Fatal(err)
+			}
+			if l.Seq <= last || l.Kind != "channel" {
+				t.Fatalf("after %d lines (seq %d): %+v", len(got), last, l)
+			}
+			last = l.Seq
+			got = append(got, l.Body)
+		}
+	}
+	read(700) // the window and part of the live posts
+	if err := <-posted; err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(syscall.SIGKILL)
+	tail.waitStderr("reconnecting")
+	srv = serveDir(t, addr, data, "--rate-limit", "0")
+	postAll(t, poster(t, dir, "ops"), "ops", bodies("after-", 50), 1)
+	tail.waitStderr("✓ reconnected; resuming #ops")
+	postAll(t, poster(t, dir, "ops"), "ops", bodies("resumed-", 50), 1)
+	read(len(sent) - len(got))
+	rest, code := tail.interrupt()
+	if fmt.Sprint(got) != fmt.Sprint(sent) || len(rest) != 0 || code != 0 {
+		t.Errorf("tail printed %d lines then %q (exit %d), want exactly the %d sent, in order", len(got), rest, code, len(sent))
+		for i := range min(len(got), len(sent)) {
+			if got[i] != sent[i] {
+				t.Fatalf("first difference at line %d: %q, want %q", i, got[i], sent[i])
+			}
+		}
+	}
+	srv.stop(syscall.SIGTERM)
+}

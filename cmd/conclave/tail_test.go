@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,21 +26,22 @@ func str(s string) *string { return &s }
 func TestTailerEvents(t *testing.T) {
 	var out, errOut bytes.Buffer
 	g := &Globals{Stdout: &out, Stderr: &errOut, Logger: slog.New(slog.DiscardHandler)}
-	tl := &tailer{g: g, channel: "ops", lastSeq: 4}
-	events := []*protocol.Frame{
-		{Type: protocol.TChannelMsg, Channel: "ops", From: "a/m/s", Body: str("old"), Seq: 4}, // already in the backlog
-		{Type: protocol.TChannelMsg, Channel: "ops", From: "a/m/s", Body: str("new\x1b[2J"), Seq: 5},
-		{Type: protocol.TChannelMsg, Channel: "other", From: "a/m/s", Body: str("elsewhere"), Seq: 9},
-		{Type: protocol.TWhisper, From: "b/m/s", Target: "me/m/t", Body: str("psst")},
-		{Type: protocol.TChannelMsg, Channel: "ops", From: "a/m/s", Sealed: &protocol.Sealed{Ciphertext: []byte{1}}, Seq: 6},
-		{Type: protocol.TUnsubscribed, Channel: "other", Reason: "kicked"},
-		{Type: protocol.TRenamed, Channel: "ops", NewName: "ops2"},
-		{Type: protocol.TChannelMsg, Channel: "ops2", From: "a/m/s", Body: str("renamed"), Seq: 7},
+	tl := &tailer{g: g, channel: "ops"}
+	msg := func(f *protocol.Frame) control.Event { return control.Event{Kind: control.EventMessage, Frame: f} }
+	frame := func(f *protocol.Frame) control.Event { return control.Event{Kind: control.EventFrame, Frame: f} }
+	events := []control.Event{
+		msg(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "a/m/s", Body: str("new\x1b[2J"), Seq: 5}),
+		frame(&protocol.Frame{Type: protocol.TWhisper, From: "b/m/s", Target: "me/m/t", Body: str("psst")}),
+		msg(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "a/m/s", Sealed: &protocol.Sealed{Ciphertext: []byte{1}}, Seq: 6}),
+		{Kind: control.EventGap, Frame: &protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", Seq: 7}},
+		frame(&protocol.Frame{Type: protocol.TUnsubscribed, Channel: "other", Reason: "kicked"}),
+		{Kind: control.EventRenamed, Frame: &protocol.Frame{Type: protocol.TRenamed, Channel: "ops", NewName: "ops2"}},
+		msg(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops2", From: "a/m/s", Body: str("renamed"), Seq: 8}),
+		{Kind: control.EventLost, Err: errors.New("server ended the session: unauthorized: server shutting down")},
+		{Kind: control.EventResumed},
 	}
-	for _, f := range events {
-		if err := tl.event(f); err != nil {
-			t.Fatalf("event %+v: %v", f, err)
-		}
+	for _, ev := range events {
+		tl.event(ev, "ws://h")
 	}
 	want := "[ops] a/m/s: new\uFFFD[2J\n" +
 		"[whisper] b/m/s: psst\n" +
@@ -48,12 +50,11 @@ func TestTailerEvents(t *testing.T) {
 	if got := out.String(); got != want {
 		t.Errorf("tail printed\n%q\nwant\n%q", got, want)
 	}
-	if !strings.Contains(errOut.String(), "#ops was renamed to #ops2") {
-		t.Errorf("stderr %q does not announce the rename", errOut.String())
-	}
-	err := tl.event(&protocol.Frame{Type: protocol.TUnsubscribed, Channel: "ops2", Reason: "banned by alice"})
-	if err == nil || !strings.Contains(err.Error(), "unsubscribed from #ops2: banned by alice") {
-		t.Errorf("unsubscribed: error %v, want the reason", err)
+	wantErr := "#ops was renamed to #ops2; still tailing\n" +
+		"⚠ connection to ws://h lost: server ended the session: unauthorized: server shutting down — reconnecting (Ctrl-C to stop)\n" +
+		"✓ reconnected; resuming #ops2\n"
+	if errOut.String() != wantErr {
+		t.Errorf("stderr\n%q\nwant\n%q", errOut.String(), wantErr)
 	}
 }
 
@@ -61,9 +62,11 @@ func TestTailerJSON(t *testing.T) {
 	var out bytes.Buffer
 	g := &Globals{Stdout: &out, Stderr: &out, Logger: slog.New(slog.DiscardHandler), JSON: true}
 	tl := &tailer{g: g, channel: "ops"}
-	tl.event(&protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "alice/wa/cli-4242", Body: str("hi"), TsMs: 1700, Seq: 3})
-	tl.event(&protocol.Frame{Type: protocol.TWhisper, From: "b/m/s", Target: "me/m/t", Body: str("<x>"), TsMs: 1800})
-	want := `{"kind":"channel","channel":"ops","from":"alice/wa/cli-4242","body":"hi","ts_ms":1700,"seq":3}` + "\n" +
+	tl.event(control.Event{Kind: control.EventMessage, History: true,
+		Frame: &protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "alice/wa/cli-4242", Body: str("hi"), TsMs: 1700, Seq: 3}}, "")
+	tl.event(control.Event{Kind: control.EventFrame,
+		Frame: &protocol.Frame{Type: protocol.TWhisper, From: "b/m/s", Target: "me/m/t", Body: str("<x>"), TsMs: 1800}}, "")
+	want := `{"kind":"channel","channel":"ops","from":"alice/wa/cli-4242","body":"hi","ts_ms":1700,"seq":3,"history":true}` + "\n" +
 		`{"kind":"whisper","from":"b/m/s","target":"me/m/t","body":"<x>","ts_ms":1800}` + "\n"
 	if got := out.String(); got != want {
 		t.Errorf("tail --json printed\n%s\nwant\n%s", got, want)
@@ -155,12 +158,6 @@ func live(seq uint64) *protocol.Frame {
 	return &protocol.Frame{Type: protocol.TChannelMsg, Channel: "ops", From: "bob/wb/s", Body: str(fmt.Sprint("m", seq)), TsMs: 1000 + int64(seq), Seq: seq}
 }
 
-func afterSeq(n uint64) func(f *protocol.Frame) bool {
-	return func(f *protocol.Frame) bool {
-		return f.AfterSeq != nil && *f.AfterSeq == n && f.SinceMs == nil && f.Channel == "ops"
-	}
-}
-
 // runTail runs `tail --channel ops` with args against the script server
 // and returns stdout, stderr and the error.
 func runTail(t *testing.T, s *scriptServer, args ...string) (string, string, error) {
@@ -186,39 +183,26 @@ func runTail(t *testing.T, s *scriptServer, args ...string) (string, string, err
 	return out.String(), errOut.String(), err
 }
 
-// TestTailFillsBeforeTheFirstLiveMessage: a post reaches subscribers
-// before it is readable from the history, so the first history read after
-// a join may miss posts older than the first live delivery. tail reads
-// the history again until it holds that delivery, then prints in order.
-func TestTailFillsBeforeTheFirstLiveMessage(t *testing.T) {
+// TestTailReadsUpToTheHead: tail reads the history up to the head the
+// join reports (until_seq), once, and then prints the live deliveries
+// that follow it: no second read, no wait.
+func TestTailReadsUpToTheHead(t *testing.T) {
 	t.Parallel()
-	reads := 0
 	s := newScriptServer(t, func(ctx context.Context, n int, c *scriptConn) {
 		j := c.expect(ctx, protocol.TJoin, func(f *protocol.Frame) bool { return f.Channel == "ops" })
-		// seq 10 was posted right after the join; 8 just before it, and
-		// neither is readable yet.
-		c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops"}, live(10))
-		r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool { return f.SinceMs != nil && f.AfterSeq == nil })
-		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(6)}, NextSeq: 6})
-		for {
-			r := c.expect(ctx, protocol.TReadSince, afterSeq(6))
-			if r.Type == "" {
-				return
-			}
-			if reads++; reads < 3 {
-				c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", NextSeq: 6})
-				continue
-			}
-			c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(8), msg(10)}, NextSeq: 10},
-				live(11))
-			break
-		}
+		// seq 10 was posted right after the join, 8 just before it.
+		c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops", Seq: 9}, live(10))
+		r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool {
+			return f.SinceMs != nil && f.AfterSeq == nil && f.UntilSeq != nil && *f.UntilSeq == 9
+		})
+		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(6), msg(8)}, NextSeq: 8},
+			live(11))
 		c.drop(ctx, protocol.ReasonSuperseded)
 	})
 	out, errOut, err := runTail(t, s, "--since", "1h")
 	want := "[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n[ops] bob/wb/s: m10\n[ops] bob/wb/s: m11\n"
-	if out != want || reads != 3 {
-		t.Errorf("tail printed (after %d reads)\n%s\nwant\n%s", reads, out, want)
+	if out != want {
+		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
 	}
 	if err == nil || !strings.Contains(err.Error(), "superseded") || errOut != "tailing #ops as alice/wa/t — Ctrl-C to stop\n" {
 		t.Errorf("tail ended with %v, stderr %q; want the banner and the drop reason as its error", err, errOut)
@@ -272,22 +256,31 @@ func TestTailReconnects(t *testing.T) {
 	}
 }
 
-// TestTailRereadsWhenQuiet: with no live message to wait for, tail reads
-// the history once more shortly after a join, so that a post that was not
-// yet readable at the first read is not held back until the next post.
-func TestTailRereadsWhenQuiet(t *testing.T) {
+// TestTailPassesOverAGap: a seq the history does not hold (a post the
+// server could not store) is passed over, and the reconnection after it
+// resumes past it.
+func TestTailPassesOverAGap(t *testing.T) {
 	t.Parallel()
 	s := newScriptServer(t, func(ctx context.Context, n int, c *scriptConn) {
 		j := c.expect(ctx, protocol.TJoin, nil)
-		c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops"})
-		r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool { return f.SinceMs != nil })
-		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(6)}, NextSeq: 6})
-		r = c.expect(ctx, protocol.TReadSince, afterSeq(6))
-		c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(8)}, NextSeq: 8})
-		c.drop(ctx, protocol.ReasonMachineGone)
+		switch n {
+		case 0:
+			c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops", Seq: 8})
+			r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool { return f.SinceMs != nil && f.UntilSeq != nil && *f.UntilSeq == 8 })
+			c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops",
+				Messages: []protocol.HistoryMessage{msg(6), {Seq: 7, Gap: true}, {Seq: 8, Gap: true}}, NextSeq: 8})
+			c.drop(ctx, protocol.ReasonShutdown)
+		case 1:
+			c.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops", Seq: 9})
+			r := c.expect(ctx, protocol.TReadSince, func(f *protocol.Frame) bool {
+				return f.AfterSeq != nil && *f.AfterSeq == 8 && f.UntilSeq != nil && *f.UntilSeq == 9
+			})
+			c.send(ctx, &protocol.Frame{Type: protocol.THistory, ID: r.ID, Channel: "ops", Messages: []protocol.HistoryMessage{msg(9)}, NextSeq: 9})
+			c.drop(ctx, protocol.ReasonMachineGone)
+		}
 	})
 	out, _, err := runTail(t, s, "--since", "2026-01-01")
-	if want := "[ops] bob/wb/s: m6\n[ops] bob/wb/s: m8\n"; out != want {
+	if want := "[ops] bob/wb/s: m6\n[ops] bob/wb/s: m9\n"; out != want {
 		t.Errorf("tail printed\n%s\nwant\n%s", out, want)
 	}
 	if err == nil || !strings.Contains(err.Error(), protocol.ReasonMachineGone.Text()) {

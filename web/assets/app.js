@@ -335,6 +335,7 @@ async function loadOlder(name, first = false) {
 }
 
 function addMessage(name, m, live) {
+  if (m.gap) return false; // a number the history does not hold (docs/PROTOCOL.md, read_since)
   const c = chan(name);
   if (c.msgs.has(m.seq)) return false; // the same post from the page and the live stream
   c.msgs.set(m.seq, m);
