@@ -75,10 +75,11 @@ func claudeCodeApprovals(t *testing.T, version, mode string) {
 				` [ -n "$id" ] && break; i=$((i+1)); sleep 0.2; done;` +
 				` echo "id=$id"; ` + cli(machines[tc.machine]) + " " + tc.verb + ` "$id"; echo "rc=$?"; sleep 1; ` + cli(machines["phone"]) + ` approvals; touch ` + shQuote(done) + `) >` + shQuote(verdict) + ` 2>&1 &`
 			// With nothing answering, the refused case ends once the
-			// trigger is done, the dialog still up.
-			stopFile := ""
+			// trigger is done and Claude Code has drawn its own dialog
+			// (it may draw it after it asked the bridge), or by time.
+			stopFile, shown, seconds := "", []string(nil), 120
 			if tc.name == "refused" {
-				stopFile = done
+				stopFile, shown, seconds = done, []string{"Bash command", "Do you want to proceed?"}, 60
 			}
 			r := runClaudeCode(t, rigOptions{
 				Claude:    claude,
@@ -88,6 +89,8 @@ func claudeCodeApprovals(t *testing.T, version, mode string) {
 				Allow:     []string{"mcp__conclave__send_channel"},
 				Mode:      mode,
 				StopFile:  stopFile,
+				StopShown: shown,
+				Seconds:   seconds,
 			})
 			r.assertChannelsDelivered()
 			out, _ := os.ReadFile(verdict)

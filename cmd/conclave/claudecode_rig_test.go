@@ -108,6 +108,7 @@ type rigOptions struct {
 	Allow     []string // pre-approved tools (--allowedTools)
 	Mode      string   // --permission-mode, when set
 	StopFile  string   // stop once this file exists (the trigger writes it when done)
+	StopShown []string // with StopFile: and once the terminal has shown these (whitespace ignored)
 	StopWhen  []string // stop once the model's requests contain all of these (default: a tool_result)
 	Project   string   // run Claude Code in this prepared directory
 	Prompt    string   // type this prompt so that a turn happens
@@ -155,6 +156,9 @@ func runClaudeCode(t *testing.T, o rigOptions) *rigRun {
 	}
 	if o.StopFile != "" {
 		args = append(args, "--stop-file", o.StopFile)
+		for _, s := range o.StopShown {
+			args = append(args, "--stop-screen", s)
+		}
 	}
 	if o.Mode != "" {
 		args = append(args, "--permission-mode", o.Mode)

@@ -39,6 +39,7 @@ ap.add_argument('--trigger-on', default='Channel notifications registered', help
 ap.add_argument('--fake-script', default=None, help='JSON list of {name, input, on?}: tool calls the fake model makes in order')
 ap.add_argument('--stop-when', action='append', default=None, help='stop early once the fake API request log contains this text (repeatable: all of them); default tool_result')
 ap.add_argument('--stop-file', help='stop once this file exists (written by the trigger when it is done)')
+ap.add_argument('--stop-screen', action='append', default=[], help='with --stop-file: also wait until the terminal has shown this text (whitespace ignored)')
 ap.add_argument('--permission-mode', help='passed as --permission-mode (e.g. manual: the dialog, not the auto-mode classifier)')
 ap.add_argument('--allow-tool', action='append', default=[], help='pre-approve a tool (passed as --allowedTools)')
 ap.add_argument('--run-dir', default=None)
@@ -146,7 +147,9 @@ while time.time() < t_end:
             answered.add('prompt'); os.write(fd, a.prompt.encode()); time.sleep(0.5); os.write(fd, b'\r')
             print('[drive] typed prompt', repr(a.prompt), flush=True)
     if a.stop_file and os.path.exists(a.stop_file):
-        print('[drive] stop file present', flush=True); time.sleep(1.5); break
+        seen = re.sub(rb'\s+', b'', open(f'{RUN}/screen.log', 'rb').read())
+        if all(re.sub(r'\s+', '', w).encode() in seen for w in a.stop_screen):
+            print('[drive] stop file present', flush=True); time.sleep(1.5); break
     try:
         log = open(f'{RUN}/fake-api.jsonl').read()
         if stop_when and all(w in log for w in stop_when):
