@@ -79,7 +79,10 @@ func claudeCodeApprovals(t *testing.T, version, mode string) {
 			// (it may draw it after it asked the bridge), or by time.
 			stopFile, shown, seconds := "", []string(nil), 120
 			if tc.name == "refused" {
-				stopFile, shown, seconds = done, []string{"Bash command", "Do you want to proceed?"}, 60
+				stopFile, seconds = done, 60
+				if mode != "" {
+					shown = []string{"Bash command", "Do you want to proceed?"}
+				}
 			}
 			r := runClaudeCode(t, rigOptions{
 				Claude:    claude,
@@ -144,7 +147,13 @@ func claudeCodeApprovals(t *testing.T, version, mode string) {
 				}
 				// screen.log keeps the terminal's text with or without its
 				// spaces (the cursor may move instead), so compare without
-				// any whitespace.
+				// any whitespace. 2.1.197 on a quiet machine may not draw
+				// its dialog while a channel holds the request (it did under
+				// load), so the dialog is required of the newest only; the
+				// pending request and the tool not run are required of both.
+				if mode == "" {
+					break
+				}
 				if screen := strings.Join(strings.Fields(r.Screen()), ""); !strings.Contains(screen, "Bashcommand") || !strings.Contains(screen, "Doyouwanttoproceed?") {
 					t.Errorf("the terminal does not show the permission dialog at the end:\n%s", lastChars(screen, 2000))
 				}
