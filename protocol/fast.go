@@ -19,25 +19,9 @@ import (
 // Encode(&Frame{Type: TChannelMsg, Channel, From, Body, Sealed, TsMs, Seq})
 // returns).
 func AppendDelivery(dst []byte, channel, from string, body *string, sealed *Sealed, tsMs int64, seq uint64) []byte {
-	dst = append(dst, `{"type":"channel_msg"`...)
-	if channel != "" {
-		dst = append(dst, `,"channel":`...)
-		dst = AppendString(dst, channel)
-	}
-	if from != "" {
-		dst = append(dst, `,"from":`...)
-		dst = AppendString(dst, from)
-	}
+	dst = appendDeliveryHead(dst, channel, from)
 	dst = appendPayload(dst, body, sealed)
-	if tsMs != 0 {
-		dst = append(dst, `,"ts_ms":`...)
-		dst = strconv.AppendInt(dst, tsMs, 10)
-	}
-	if seq != 0 {
-		dst = append(dst, `,"seq":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-	}
-	return append(dst, '}')
+	return appendDeliveryTail(dst, tsMs, seq)
 }
 
 // AppendPayload appends a post's payload members as AppendDelivery writes
@@ -51,6 +35,14 @@ func AppendPayload(dst []byte, body *string, sealed *Sealed) []byte {
 // AppendDeliveryPayload is AppendDelivery with the payload already
 // encoded by AppendPayload.
 func AppendDeliveryPayload(dst []byte, channel, from string, payload []byte, tsMs int64, seq uint64) []byte {
+	dst = appendDeliveryHead(dst, channel, from)
+	dst = append(dst, payload...)
+	return appendDeliveryTail(dst, tsMs, seq)
+}
+
+// appendDeliveryHead and appendDeliveryTail write the members of a
+// channel_msg before and after its payload.
+func appendDeliveryHead(dst []byte, channel, from string) []byte {
 	dst = append(dst, `{"type":"channel_msg"`...)
 	if channel != "" {
 		dst = append(dst, `,"channel":`...)
@@ -60,7 +52,10 @@ func AppendDeliveryPayload(dst []byte, channel, from string, payload []byte, tsM
 		dst = append(dst, `,"from":`...)
 		dst = AppendString(dst, from)
 	}
-	dst = append(dst, payload...)
+	return dst
+}
+
+func appendDeliveryTail(dst []byte, tsMs int64, seq uint64) []byte {
 	if tsMs != 0 {
 		dst = append(dst, `,"ts_ms":`...)
 		dst = strconv.AppendInt(dst, tsMs, 10)
