@@ -28,6 +28,7 @@ func (c *RepairCmd) Help() string {
 		"user and approver removals, invite revocations, visibility changes) marked SECURITY, since cutting them undoes them; " +
 		"the events cut and the snapshots that cover them go to DIR/quarantine/<time>/ too. " +
 		"This cut is the one exception to \"the event log is never truncated\", and only an operator makes it: restoring a backup is often better. " +
+		"With --json the plan (and, with --yes, the quarantine folder) is one JSON document. " +
 		"See docs/OPERATIONS.md, \"Damage and conclave repair\"."
 }
 
@@ -43,11 +44,16 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if g.JSON && (plan.Empty() || !c.Yes) {
+		return g.printJSON(repairView(c.DataDir, plan, ""))
+	}
 	if plan.Empty() {
 		g.printf("✓ nothing to repair in %s: events/ and history/ are intact\n", c.DataDir)
 		return nil
 	}
-	writeRepairPlan(g.Stdout, c.DataDir, plan, auditIsTerminal(g.Stdout))
+	if !g.JSON {
+		writeRepairPlan(g.Stdout, c.DataDir, plan, auditIsTerminal(g.Stdout))
+	}
 	if !c.Yes {
 		g.printf("\ndry run: nothing was changed. Run again with --yes to do this; everything set aside is kept in %s/%s/<time>/.\n",
 			c.DataDir, datadir.QuarantineDir)
@@ -59,6 +65,9 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if g.JSON {
+		return g.printJSON(repairView(c.DataDir, plan, q))
+	}
 	events := 0
 	if plan.Cut != nil {
 		events = len(plan.Cut.Events)
@@ -66,6 +75,76 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals) error {
 	g.printf("\n✓ repaired: %d history records and %d events set aside in %s (REPAIR.txt there says what and why); start the server with: conclave serve --data-dir %s\n",
 		historyRecords(plan), events, q, c.DataDir)
 	return nil
+}
+
+// repairJSON is conclave repair --json's one document: the plan, and
+// where it was carried out (quarantine, empty on a dry run or when there
+// was nothing to do).
+type repairJSON struct {
+	DataDir    string              `json:"data_dir"`
+	Intact     bool                `json:"intact"`
+	Applied    bool                `json:"applied"`
+	Quarantine string              `json:"quarantine,omitempty"`
+	History    []repairHistoryJSON `json:"history"`
+	Events     *repairCutJSON      `json:"events"` // null: events/ is intact
+}
+
+type repairHistoryJSON struct {
+	Segment string `json:"segment"`
+	First   uint64 `json:"first_seq"`
+	Last    uint64 `json:"last_seq"`
+	Offset  int64  `json:"offset"`
+	Damage  string `json:"damage,omitempty"` // empty: a message of a channel the cut removes
+}
+
+type repairCutJSON struct {
+	Segment   string            `json:"segment"`
+	Seq       uint64            `json:"seq"`
+	Offset    int64             `json:"offset"`
+	Damage    string            `json:"damage"`
+	SetAside  []repairEventJSON `json:"set_aside"`
+	Snapshots []string          `json:"snapshots"`
+}
+
+type repairEventJSON struct {
+	Seq      uint64 `json:"seq"`
+	Damaged  string `json:"damaged,omitempty"` // set: type, actor and time unknown
+	Time     string `json:"time,omitempty"`
+	Actor    string `json:"actor,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+	Security bool   `json:"security"`
+}
+
+func repairView(dir string, p *repair.Plan, quarantine string) repairJSON {
+	v := repairJSON{DataDir: dir, Intact: p.Empty(), Applied: quarantine != "", Quarantine: quarantine,
+		History: []repairHistoryJSON{}}
+	for _, r := range p.History {
+		h := repairHistoryJSON{Segment: r.Segment, First: r.First, Last: r.Last, Offset: r.Offset}
+		if r.Damage != nil {
+			h.Damage = r.Damage.Err.Error()
+		}
+		v.History = append(v.History, h)
+	}
+	if cut := p.Cut; cut != nil {
+		c := &repairCutJSON{Segment: cut.Break.Segment, Seq: cut.Seq(), Offset: cut.Break.Offset,
+			Damage: cut.Break.Err.Error(), SetAside: []repairEventJSON{}, Snapshots: cut.Snapshots}
+		if c.Snapshots == nil {
+			c.Snapshots = []string{}
+		}
+		for _, e := range cut.Events {
+			ev := repairEventJSON{Seq: e.Seq, Security: e.Security()}
+			if e.Damage != nil {
+				ev.Damaged = e.Damage.Err.Error()
+			} else {
+				ev.Time = time.UnixMilli(e.TimeMs).UTC().Format("2006-01-02T15:04:05.000Z")
+				ev.Actor, ev.Type, ev.Detail = e.Actor, e.Type, e.Describe()
+			}
+			c.SetAside = append(c.SetAside, ev)
+		}
+		v.Events = c
+	}
+	return v
 }
 
 func historyRecords(p *repair.Plan) int {

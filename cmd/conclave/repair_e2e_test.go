@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	encbin "encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -177,19 +178,28 @@ func TestRepairHistoryDamage(t *testing.T) {
 	if !sameFiles(files, dataDirFiles(t, data)) {
 		t.Fatal("the dry run changed the data dir")
 	}
-	out = ok(t, nil, "repair", "--data-dir", data, "--yes")
-	m := regexp.MustCompile(`(?m)^✓ repaired: 1 history records and 0 events set aside in (\S+) `).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("repair --yes printed:\n%s", out)
+	// The same plan as JSON, and the dry run still changes nothing.
+	plan := repairJSONOf(t, ok(t, nil, "repair", "--data-dir", data, "--json"))
+	if plan.Intact || plan.Applied || plan.Events != nil || len(plan.History) != 1 ||
+		plan.History[0].Segment != seg.Name || plan.History[0].First != bad || plan.History[0].Last != bad ||
+		plan.History[0].Damage == "" || plan.History[0].Offset <= 0 {
+		t.Fatalf("repair --json dry run: %+v", plan)
 	}
-	kept, err := os.ReadFile(filepath.Join(m[1], datadir.HistoryDir, fmt.Sprintf("%s.seq-%d", seg.Name, bad)))
+	if !sameFiles(files, dataDirFiles(t, data)) {
+		t.Fatal("the --json dry run changed the data dir")
+	}
+	done := repairJSONOf(t, ok(t, nil, "repair", "--data-dir", data, "--yes", "--json"))
+	if !done.Applied || done.Quarantine == "" || len(done.History) != 1 || done.History[0].First != bad {
+		t.Fatalf("repair --yes --json: %+v", done)
+	}
+	kept, err := os.ReadFile(filepath.Join(done.Quarantine, datadir.HistoryDir, fmt.Sprintf("%s.seq-%d", seg.Name, bad)))
 	if err != nil {
 		t.Fatalf("the damaged record is not in the quarantine: %v", err)
 	}
 	if flipped := flipBack(kept); !bytes.Equal(flipped, original) {
 		t.Fatalf("the quarantine holds %q, want the damaged record's bytes", kept)
 	}
-	if report, err := os.ReadFile(filepath.Join(m[1], "REPAIR.txt")); err != nil || !strings.Contains(string(report), fmt.Sprintf("seq %d", bad)) {
+	if report, err := os.ReadFile(filepath.Join(done.Quarantine, "REPAIR.txt")); err != nil || !strings.Contains(string(report), fmt.Sprintf("seq %d", bad)) {
 		t.Fatalf("REPAIR.txt: %q, %v", report, err)
 	}
 	if out := ok(t, nil, "audit", "verify", "--data-dir", data); !strings.HasSuffix(out, "\nok\n") {
@@ -197,6 +207,9 @@ func TestRepairHistoryDamage(t *testing.T) {
 	}
 	if out := ok(t, nil, "repair", "--data-dir", data); !strings.HasPrefix(out, "✓ nothing to repair") {
 		t.Fatalf("a second repair printed:\n%s", out)
+	}
+	if again := repairJSONOf(t, ok(t, nil, "repair", "--data-dir", data, "--json")); !again.Intact || again.Applied || len(again.History) != 0 || again.Events != nil {
+		t.Fatalf("a second repair --json: %+v", again)
 	}
 
 	srv = crashServe(t, addr, data)
@@ -313,6 +326,23 @@ func TestRepairEventsDamage(t *testing.T) {
 	if !regexp.MustCompile(`seq \d+  \d{4}-\d\d-\d\dT[0-9:.]+Z  alice/wa/cli-\d+  banned`).MatchString(out) {
 		t.Fatalf("the ban's line lacks its time and actor:\n%s", out)
 	}
+	plan := repairJSONOf(t, ok(t, nil, "repair", "--data-dir", data, "--json"))
+	if plan.Events == nil || plan.Events.Seq != bad || plan.Events.Segment != seg.Name || len(plan.Events.SetAside) != len(types) ||
+		plan.Events.SetAside[0].Seq != bad || plan.Events.SetAside[0].Damaged == "" || plan.Applied || len(plan.History) != 1 {
+		t.Fatalf("repair --json dry run: %+v", plan)
+	}
+	security := 0
+	for _, e := range plan.Events.SetAside {
+		if e.Security {
+			security++
+			if e.Type != projections.EvBanned || !strings.HasPrefix(e.Actor, "alice/wa/") || e.Time == "" || !strings.Contains(e.Detail, "user=bob") {
+				t.Fatalf("repair --json: the security event is %+v, want alice's ban of bob", e)
+			}
+		}
+	}
+	if security != 1 {
+		t.Fatalf("repair --json marks %d events security, want 1 (the ban): %+v", security, plan.Events.SetAside)
+	}
 	if !sameFiles(files, dataDirFiles(t, data)) {
 		t.Fatal("the dry run changed the data dir")
 	}
@@ -351,4 +381,14 @@ func TestRepairEventsDamage(t *testing.T) {
 		t.Fatalf("a channel created after the cut shows %v", h)
 	}
 	srv.stop(t)
+}
+
+// repairJSONOf decodes conclave repair --json's document.
+func repairJSONOf(t *testing.T, out string) repairJSON {
+	t.Helper()
+	var v repairJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Fatalf("repair --json printed %q, not one JSON document: %v", out, err)
+	}
+	return v
 }
