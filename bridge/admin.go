@@ -98,28 +98,32 @@ func (b *Bridge) setVisibility(ctx context.Context, a args) (string, error) {
 	return fmt.Sprintf("%s is now %s", orDefault(d, name), vis), nil
 }
 
+// memberCall runs an admin request on a channel and one of its members,
+// the required arguments "channel" and key ("user", or "target" for a
+// session or user to kick), and words the ack as done, a format of the
+// member and the channel.
+func (b *Bridge) memberCall(ctx context.Context, a args, typ, key, done string) (string, error) {
+	ch, who, err := need2(a, "channel", key)
+	if err != nil {
+		return "", err
+	}
+	f := &protocol.Frame{Type: typ, Channel: ch, User: who}
+	if key == "target" {
+		f.User, f.Target = "", who
+	}
+	d, err := b.adminCall(ctx, a, f)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(done, orDefault(d, who), ch), nil
+}
+
 func (b *Bridge) aclAdd(ctx context.Context, a args) (string, error) {
-	ch, user, err := need2(a, "channel", "user")
-	if err != nil {
-		return "", err
-	}
-	d, err := b.adminCall(ctx, a, &protocol.Frame{Type: protocol.TACLAdd, Channel: ch, User: user})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("added %s to the access list of %s", orDefault(d, user), ch), nil
+	return b.memberCall(ctx, a, protocol.TACLAdd, "user", "added %s to the access list of %s")
 }
 
 func (b *Bridge) aclRemove(ctx context.Context, a args) (string, error) {
-	ch, user, err := need2(a, "channel", "user")
-	if err != nil {
-		return "", err
-	}
-	d, err := b.adminCall(ctx, a, &protocol.Frame{Type: protocol.TACLRemove, Channel: ch, User: user})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("removed %s from the access list of %s", orDefault(d, user), ch), nil
+	return b.memberCall(ctx, a, protocol.TACLRemove, "user", "removed %s from the access list of %s")
 }
 
 func (b *Bridge) inviteCreate(ctx context.Context, a args) (string, error) {
@@ -156,39 +160,15 @@ func (b *Bridge) inviteRevoke(ctx context.Context, a args) (string, error) {
 }
 
 func (b *Bridge) kick(ctx context.Context, a args) (string, error) {
-	ch, target, err := need2(a, "channel", "target")
-	if err != nil {
-		return "", err
-	}
-	d, err := b.adminCall(ctx, a, &protocol.Frame{Type: protocol.TKick, Channel: ch, Target: target})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("kicked %s from %s", orDefault(d, target), ch), nil
+	return b.memberCall(ctx, a, protocol.TKick, "target", "kicked %s from %s")
 }
 
 func (b *Bridge) ban(ctx context.Context, a args) (string, error) {
-	ch, user, err := need2(a, "channel", "user")
-	if err != nil {
-		return "", err
-	}
-	d, err := b.adminCall(ctx, a, &protocol.Frame{Type: protocol.TBan, Channel: ch, User: user})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("banned %s from %s", orDefault(d, user), ch), nil
+	return b.memberCall(ctx, a, protocol.TBan, "user", "banned %s from %s")
 }
 
 func (b *Bridge) unban(ctx context.Context, a args) (string, error) {
-	ch, user, err := need2(a, "channel", "user")
-	if err != nil {
-		return "", err
-	}
-	d, err := b.adminCall(ctx, a, &protocol.Frame{Type: protocol.TUnban, Channel: ch, User: user})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("unbanned %s from %s", orDefault(d, user), ch), nil
+	return b.memberCall(ctx, a, protocol.TUnban, "user", "unbanned %s from %s")
 }
 
 func (b *Bridge) renameChannel(ctx context.Context, a args) (string, error) {

@@ -374,7 +374,9 @@ func TestBridgeAdmin(t *testing.T) {
 	if got := admin.ok("invite_list", map[string]any{"channel": "secret"}); !strings.Contains(got, m[1]+" (uses remaining: 1, expires: never)") {
 		t.Errorf("invite_list = %q", got)
 	}
-	admin.ok("acl_add", map[string]any{"channel": "secret", "user": "alice"})
+	if got := admin.ok("acl_add", map[string]any{"channel": "secret", "user": "alice"}); got != "added alice to the access list of secret" {
+		t.Errorf("acl_add = %q", got)
+	}
 	if got := admin.ok("acl_list", map[string]any{"channel": "secret"}); got != "alice, root" {
 		t.Errorf("acl_list = %q", got)
 	}
@@ -382,14 +384,25 @@ func TestBridgeAdmin(t *testing.T) {
 	if got := admin.ok("invite_list", map[string]any{"channel": "secret"}); got != "no outstanding invites" {
 		t.Errorf("invite_list after revoke = %q", got)
 	}
-	admin.ok("ban", map[string]any{"channel": "secret", "user": "alice"})
+	if got := admin.ok("ban", map[string]any{"channel": "secret", "user": "alice"}); got != "banned alice from secret" {
+		t.Errorf("ban = %q", got)
+	}
 	if got := admin.ok("ban_list", map[string]any{"channel": "secret"}); got != "alice" {
 		t.Errorf("ban_list = %q", got)
 	}
-	admin.ok("unban", map[string]any{"channel": "secret", "user": "alice"})
+	if got := admin.ok("unban", map[string]any{"channel": "secret", "user": "alice"}); got != "unbanned alice from secret" {
+		t.Errorf("unban = %q", got)
+	}
 	if got := admin.ok("ban_list", map[string]any{"channel": "secret"}); got != "nobody" {
 		t.Errorf("ban_list after unban = %q", got)
 	}
+	if got := admin.ok("acl_remove", map[string]any{"channel": "secret", "user": "alice"}); got != "removed alice from the access list of secret" {
+		t.Errorf("acl_remove = %q", got)
+	}
+	if got := admin.ok("acl_list", map[string]any{"channel": "secret"}); got != "root" {
+		t.Errorf("acl_list after acl_remove = %q", got)
+	}
+	admin.refused("kick", map[string]any{"channel": "secret"}, "`channel` and `target` are required")
 	admin.ok("set_visibility", map[string]any{"name": "secret", "visibility": "unlisted"})
 	admin.refused("set_visibility", map[string]any{"name": "secret", "visibility": "loud"}, "valid `visibility`")
 	admin.ok("delete_channel", map[string]any{"name": "secret"})
@@ -412,7 +425,9 @@ func TestBridgeAdmin(t *testing.T) {
 	}
 
 	// unsubscribed: the bridge drops the channel and says why.
-	admin.ok("kick", map[string]any{"channel": "operations", "target": "alice"})
+	if got := admin.ok("kick", map[string]any{"channel": "operations", "target": "alice"}); got != "kicked alice from operations" {
+		t.Errorf("kick = %q", got)
+	}
 	n = alice.wait("the unsubscribed notice", 5*time.Second, channelNote("unsubscribed", "kicked from the channel by root"))
 	if n.Meta["channel"] != "operations" {
 		t.Errorf("unsubscribed meta %v", n.Meta)
