@@ -28,24 +28,34 @@
 //
 // # Reconnecting
 //
-// A Conn does not reconnect by itself. [Subscribe] follows one channel
-// across connections: it joins, reads the history up to the join's head
-// (read_since with until_seq), then passes on the live deliveries, each
-// message once and in seq order; when the connection ends for a reason
-// worth retrying it dials again, joins again (following renames) and
-// catches up after the last message it passed on. Its queue is bounded: a
-// reader more than [SubscribeOptions.Buffer] events behind makes it drop
-// the connection and resume from the history ([ErrOverflow]). tail is a
-// printer of its events.
+// A Conn does not reconnect by itself. A [Session] is the one resumable
+// connection to a server, for every client that stays connected: it
+// dials (a caller's function, so the bridge can change its handle or pin
+// between attempts), and when a connection ends for a reason worth
+// retrying ([Reconnectable], or the caller's [SessionOptions.Retry]) it
+// dials again after a [Backoff] delay — 1 s, 2 s, 4 s, … up to 30 s by
+// default, each stretched by up to a quarter at random so that the
+// clients a restarting server dropped do not come back in lockstep,
+// starting again at the minimum after a connection that stayed up
+// [SessionOptions.StableUptime]. On every new connection it joins its
+// channels again, in order, holding the connection's frames until each
+// join's outcome is reported (a refusal is an [EventJoinRefused], not an
+// end). It follows renamed and unsubscribed notices, and keeps each
+// channel's [Watermark]: the last seq seen, and whether nothing may have
+// been missed since (no outage since it was last complete). Its queue is
+// bounded, so the connection's reader never waits: a reader more than
+// [SessionOptions.Buffer] frames behind makes it drop the connection and
+// dial again ([ErrOverflow]). Everything comes out of [Session.Next] as
+// [Event]s: the connection's frames and the session's own news (up, lost,
+// dial failed, joined, join refused).
 //
-// A client that manages connections itself (the bridge) uses the same
-// parts: [Reconnectable] tells a lost connection or a temporary drop
-// ([protocol.Reason.Temporary]: the server shutting down or restarting, an
-// idle timeout, a slow-consumer drop) from a refusal that will not go away
-// (superseded, machine key revoked, user removed, a key or server id
-// refused), and [Backoff] spaces the attempts 1 s, 2 s, 4 s, … up to 30 s,
-// each stretched by up to a quarter at random. A new connection starts
-// with no subscriptions: join again.
+// [Subscribe] follows one channel on a Session and catches up: after
+// every join it reads the history from its watermark up to the join's
+// head (read_since with until_seq) before the live deliveries, so each
+// message comes once and in seq order across reconnections; overflow
+// drops the connection and resumes from the history. tail prints a
+// Subscription's events; the bridge keeps its policy (notices, the
+// flapping breaker, duplicate URLs, levels) over a Session per server.
 //
 // # Errors and timeouts
 //

@@ -72,7 +72,7 @@ func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	}
 	co := connectOptions{handle: c.As, keepalive: keepaliveEvery}
-	var last *session // the latest login: each reconnection logs in like it
+	var first, last *session // the first and the latest login: each reconnection logs in like the latest
 	dial := func(ctx context.Context) (*control.Conn, error) {
 		var s *session
 		var err error
@@ -83,6 +83,9 @@ func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if first == nil {
+			first = s // written once, before Subscribe returns
 		}
 		last = s
 		return s.conn, nil
@@ -96,10 +99,12 @@ func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer sub.Close()
-	g.rememberChannels(last.srv.URL, channelChange{add: []string{c.Channel}})
+	// The subscription's goroutine makes the later logins.
+	url, path := first.srv.URL, first.conn.Path()
+	g.rememberChannels(url, channelChange{add: []string{c.Channel}})
 	// stderr, like every status line: stdout holds only messages, so
 	// `tail … | head -1` is the first message.
-	fmt.Fprintf(g.Stderr, "tailing #%s as %s — Ctrl-C to stop\n", c.Channel, sub.Conn().Path())
+	fmt.Fprintf(g.Stderr, "tailing #%s as %s — Ctrl-C to stop\n", c.Channel, path)
 	for {
 		ev, err := sub.Next(ctx)
 		if err != nil {
@@ -108,7 +113,7 @@ func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 			}
 			return err
 		}
-		t.event(ev, last.srv.URL)
+		t.event(ev, url)
 	}
 }
 
