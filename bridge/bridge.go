@@ -294,8 +294,8 @@ func (b *Bridge) parseJoins(joins []string) error {
 			}
 			l = active[0]
 		}
-		if !slices.Contains(l.autoJoin, ch) && l.state != stateDisabled {
-			l.autoJoin = append(l.autoJoin, ch)
+		if !l.disabled() {
+			l.sess.Follow(ch)
 		}
 	}
 	return nil
@@ -452,11 +452,8 @@ func (b *Bridge) serverList() string {
 // (Codex) read tools/list once, at startup, and ignore list_changed.
 func (b *Bridge) offered() (emit, admin bool) {
 	for _, l := range b.activeLinks() {
+		joined := l.sess.Channels()
 		l.mu.Lock()
-		joined := slices.Clone(l.autoJoin)
-		for ch := range l.joined {
-			joined = append(joined, ch)
-		}
 		isAdmin := l.admin
 		l.mu.Unlock()
 		admin = admin || isAdmin
@@ -468,7 +465,7 @@ func (b *Bridge) offered() (emit, admin bool) {
 			continue
 		}
 		for _, ch := range joined {
-			if b.policy.channel(l.url, ch).CanEmit() {
+			if b.policy.channel(l.url, ch.Name).CanEmit() {
 				emit = true
 				break
 			}

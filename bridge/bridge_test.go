@@ -98,10 +98,10 @@ func TestJoinsAndSelection(t *testing.T) {
 	if len(b.links) != 2 {
 		t.Fatalf("%d links, want 2", len(b.links))
 	}
-	if got := b.byURL["ws://a"].autoJoin; len(got) != 1 || got[0] != "ops" {
+	if got := channelNames(b.byURL["ws://a"]); len(got) != 1 || got[0] != "ops" {
 		t.Errorf("ws://a joins %v", got)
 	}
-	if got := b.byURL["ws://b/?via=x"].autoJoin; len(got) != 1 || got[0] != "dev#1" {
+	if got := channelNames(b.byURL["ws://b/?via=x"]); len(got) != 1 || got[0] != "dev#1" {
 		t.Errorf("ws://b joins %v", got)
 	}
 	if _, err := b.resolve(""); err == nil || !strings.Contains(err.Error(), "multiple servers connected; pass `server`") {
@@ -144,6 +144,16 @@ func TestPinnedDuplicateDisabledAtStart(t *testing.T) {
 	}
 }
 
+// channelNames returns the channels l's session joins on every
+// connection, in order.
+func channelNames(l *link) []string {
+	var out []string
+	for _, c := range l.sess.Channels() {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
 func toolNames(tools []mcp.Tool) []string {
 	var out []string
 	for _, t := range tools {
@@ -171,9 +181,7 @@ func TestToolFilter(t *testing.T) {
 	if n := queued(b); len(n) != 0 {
 		t.Errorf("list_changed without a change: %v", contents(n))
 	}
-	l.mu.Lock()
-	l.joined["ops"] = true
-	l.mu.Unlock()
+	l.sess.Add("ops")
 	b.refreshTools()
 	if n := queued(b); len(n) != 1 || n[0].method != methodToolsListChanged {
 		t.Errorf("after joining a converse channel: %v", contents(n))
@@ -270,16 +278,11 @@ func TestInboundPerLevel(t *testing.T) {
 	if n := queued(b); len(n) != 0 {
 		t.Errorf("muted whisper delivered %q", contents(n))
 	}
-	// The watermark moved even while muted.
-	if m := l.marks["ops"]; m == nil || m.seq != 7 {
-		t.Errorf("watermark %+v", m)
-	}
 }
 
 func TestUnsubscribedAndRenamed(t *testing.T) {
 	b := newTestBridge(t, oneServer("ws://a"), func(o *Options) { o.Joins = []string{"ops", "dev"} })
 	l := b.byURL["ws://a"]
-	l.joined["ops"], l.joined["dev"] = true, true
 	b.policy.set("ws://a", "dev", false, identity.Act)
 	b.refreshTools()
 	queued(b)
@@ -289,12 +292,7 @@ func TestUnsubscribedAndRenamed(t *testing.T) {
 	if len(n) != 2 || !strings.Contains(n[0], "kicked from the channel by root") || !strings.Contains(n[1], "renamed to `development`") {
 		t.Errorf("notices %q", n)
 	}
-	if l.joined["ops"] || l.joined["dev"] || !l.joined["development"] {
-		t.Errorf("joined %v", l.joined)
-	}
-	if strings.Join(l.autoJoin, ",") != "development" {
-		t.Errorf("--join channels %v, want [development]", l.autoJoin)
-	}
+	// The session follows both itself (control's TestSessionFollowsRenameAcrossReconnect).
 	if got := b.policy.channel("ws://a", "development"); got != identity.Act {
 		t.Errorf("renamed channel's level %s, want act", got)
 	}

@@ -8,9 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/conclave/conclave/timespec"
-
+	"github.com/conclave/conclave/control"
 	"github.com/conclave/conclave/protocol"
+	"github.com/conclave/conclave/timespec"
 )
 
 const (
@@ -66,13 +66,11 @@ func (b *Bridge) catchUp(ctx context.Context, a args) (string, error) {
 		return "", err
 	}
 	if since == "" {
-		l.mu.Lock()
-		if m := l.marks[ch]; m != nil {
-			after := m.seq
+		if m, ok := l.sess.Mark(ch); ok {
+			after := m.Seq
 			req.AfterSeq = &after
 			continuing = true
 		}
-		l.mu.Unlock()
 	}
 
 	var (
@@ -125,20 +123,13 @@ func (b *Bridge) catchUp(ctx context.Context, a args) (string, error) {
 		req = &protocol.Frame{Type: protocol.TReadSince, Channel: ch, AfterSeq: &next}
 	}
 
-	l.mu.Lock()
-	m := l.marks[ch]
-	switch {
+	switch m, ok := l.sess.Mark(ch); {
 	case len(lines) > 0:
-		if m == nil {
-			m = &watermark{}
-			l.marks[ch] = m
-		}
-		m.seq = last
-		m.synced = remaining == 0 && !uncounted
-	case m != nil:
-		m.synced = true // nothing new: caught up
+		l.sess.SetMark(ch, control.Watermark{Seq: last, Synced: remaining == 0 && !uncounted})
+	case ok:
+		m.Synced = true // nothing new: caught up
+		l.sess.SetMark(ch, m)
 	}
-	l.mu.Unlock()
 
 	if len(lines) == 0 {
 		if continuing {

@@ -91,12 +91,19 @@
 //
 // # Links
 //
-// Each selected server gets a link goroutine that dials with the current
-// session handle, claims the server id (a second URL for the same server
-// is disabled), re-joins every joined channel and --join channel, and
-// drains deliveries until the connection ends; then it backs off
-// (200 ms doubling to 30 s, reset only after 30 s of uptime) and dials
-// again. Every dial sends the process's instance id (control) and, for a
+// Each selected server gets a link: the bridge's policy over a
+// [control.Session], which owns the connection. The session dials with
+// the link's dial function (the current session handle, the pinned
+// server id, a claim of the server id: a second URL for the same server
+// is disabled), re-joins every --join channel (in flag order) and every
+// joined channel on each connection, follows renamed and unsubscribed
+// notices, keeps each channel's catch_up watermark, queues what the
+// server sends (bounded) and, when the connection ends, backs off
+// (200 ms doubling to 30 s, jittered, reset only after 30 s of uptime)
+// and dials again. The link turns the session's events into notices,
+// deliveries by level, the flapping breaker and permission forwarding;
+// it never catches up by itself (the Reconnected notice asks the agent
+// to call catch_up). Every dial sends the process's instance id (control) and, for a
 // defaulted handle, session_defaulted: the server gives a second process
 // in the same directory dir-2, dir-3, … (the link tells its session once,
 // handleclaim.go), lets this process take back its own half-open session,
@@ -140,6 +147,6 @@
 //
 // Tool calls run on mcp-go's worker goroutines and talk to a link's
 // current [control.Conn] directly (replies are matched by id). Locks: the
-// tools mutex of [Bridge] may be held while taking a link's or the
-// policy's mutex; those two are never held together.
+// tools mutex of [Bridge] may be held while taking a link's, its
+// session's or the policy's mutex; those three are never held together.
 package bridge

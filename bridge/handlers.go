@@ -98,9 +98,7 @@ func (b *Bridge) joinChannel(ctx context.Context, a args) (string, error) {
 	if level != nil {
 		b.policy.set(l.url, ch, false, *level)
 	}
-	l.mu.Lock()
-	l.joined[ch] = true
-	l.mu.Unlock()
+	l.sess.Add(ch)
 	b.channelsSeen(l.url, []string{ch}, false)
 	b.refreshTools()
 	lv := b.policy.channel(l.url, ch)
@@ -128,15 +126,7 @@ func (b *Bridge) leaveChannel(ctx context.Context, a args) (string, error) {
 	}
 	// Forget it at once: even if the leave fails, the next connection
 	// will not re-join it.
-	l.mu.Lock()
-	delete(l.joined, ch)
-	for i, c := range l.autoJoin {
-		if c == ch {
-			l.autoJoin = append(l.autoJoin[:i], l.autoJoin[i+1:]...)
-			break
-		}
-	}
-	l.mu.Unlock()
+	l.sess.Forget(ch)
 	b.refreshTools()
 	if _, err := b.call(ctx, l, &protocol.Frame{Type: protocol.TLeave, Channel: ch}, protocol.TAck); err != nil {
 		return "", err
@@ -161,12 +151,10 @@ func (b *Bridge) listChannels(ctx context.Context, a args) (string, error) {
 	if len(r.Channels) == 0 {
 		return "no channels visible", nil
 	}
-	l.mu.Lock()
-	joined := make(map[string]bool, len(l.joined))
-	for ch := range l.joined {
-		joined[ch] = true
+	joined := make(map[string]bool)
+	for _, c := range l.sess.Channels() {
+		joined[c.Name] = c.Joined
 	}
-	l.mu.Unlock()
 	var sb strings.Builder
 	for _, c := range r.Channels {
 		fmt.Fprintf(&sb, "%s (%s", c.Name, c.Visibility)

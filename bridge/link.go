@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -34,21 +33,18 @@ const (
 	stateDisabled                    // a duplicate URL: stopped for good
 )
 
-// watermark is catch_up's position in one channel: everything up to seq
-// has been seen. synced says live deliveries may advance it (no outage or
-// unfinished catch_up since).
-type watermark struct {
-	seq    uint64
-	synced bool
-}
-
-// link is the bridge's connection to one server: it dials, re-dials with
-// backoff and routes what the server sends. Its methods are safe for
-// concurrent use; run is its one goroutine.
+// link is the bridge's policy over its connection to one server, a
+// control.Session that dials, re-dials with backoff, rejoins the channels
+// and keeps their watermarks: the link picks the handle and the pin of
+// each dial, claims the server id (a duplicate URL disables it), tells the
+// session about outages, refusals, renames and unsubscriptions, runs the
+// flapping breaker, forwards permission requests and routes deliveries by
+// level. Its methods are safe for concurrent use; run is its goroutine.
 type link struct {
-	b   *Bridge
-	url string
-	log *slog.Logger
+	b    *Bridge
+	url  string
+	log  *slog.Logger
+	sess *control.Session // the channels to rejoin and their watermarks
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -61,25 +57,43 @@ type link struct {
 	retryAt   time.Time // next dial, while down
 	admin     bool      // the server's last established said admin:true
 	canonical string    // while disabled: the URL this one duplicates
-	joined    map[string]bool
-	autoJoin  []string // --join channels, in order; dropped after unsubscribed
-	marks     map[string]*watermark
+	dialled   map[*control.Conn]dialledAs
 	permSent  map[string]bool // permission requests sent on the current connection, by lower-case id
 
 	permWake chan struct{}  // a permission request is waiting to be forwarded
 	sends    sync.WaitGroup // forwardPermissions runs; each ends soon after its connection closes
 }
 
+// dialledAs is the handle a connection logged in with, until its up is
+// handled.
+type dialledAs struct {
+	name string
+	gen  int
+}
+
 func newLink(b *Bridge, url, pin string) *link {
-	return &link{
+	l := &link{
 		b: b, url: url, pin: pin,
 		log:      b.log.With("server", url),
 		changed:  make(chan struct{}),
-		joined:   make(map[string]bool),
-		marks:    make(map[string]*watermark),
+		dialled:  make(map[*control.Conn]dialledAs),
 		permSent: make(map[string]bool),
 		permWake: make(chan struct{}, 1),
 	}
+	sess, err := control.NewSession(&control.SessionOptions{
+		Dial: l.dial,
+		// Every failure is retried (a superseded session is the flapping
+		// breaker's to diagnose), except a duplicate URL.
+		Retry:        func(err error) bool { return !errors.As(err, new(*duplicateError)) },
+		Backoff:      newBackoff(),
+		StableUptime: stableUptime,
+		Logger:       l.log,
+	})
+	if err != nil {
+		panic(err) // unreachable: Dial is set
+	}
+	l.sess = sess
+	return l
 }
 
 func (l *link) setStateLocked(s linkState) {
@@ -100,96 +114,126 @@ type flapper struct {
 	disconnected bool   // a Disconnected notice is out and not yet answered
 	refused      bool   // the handle-in-use notice is out (handleclaim.go)
 	given        string // the suffixed handle the session was last told of
+	gen          int    // the handle generation the current connection dialled with
 }
 
-// run dials, serves and re-dials until ctx ends or the link turns out to
-// be a duplicate.
+// run runs the session and applies the link's policy to its events until
+// ctx ends or the link turns out to be a duplicate.
 func (l *link) run(ctx context.Context) {
-	bo := newBackoff()
 	var fl flapper
-	var rejoins sync.WaitGroup // each ends soon after its connection closes
-	defer rejoins.Wait()
+	var wg sync.WaitGroup
 	defer l.sends.Wait()
-	for ctx.Err() == nil {
-		name, gen := l.b.handle.current()
-		l.mu.Lock()
-		pin := l.pin
-		l.mu.Unlock()
-		conn, err := control.Dial(ctx, &control.Options{
-			URL:              l.url,
-			Key:              l.b.opts.Key,
-			Session:          name,
-			SessionDefaulted: !l.b.handle.explicit, // the server gives a latecomer name-2
-			PinnedServerID:   pin,
-			// Claim the server's id before logging in: if another URL
-			// reaches the same server, logging in here would supersede
-			// that link's session.
-			CheckServerID: func(id string) error {
-				if canonical, dup := l.b.claim(id, l.url); dup {
-					return &duplicateError{canonical: canonical, id: id}
-				}
-				return nil
-			},
-			ClientName: l.b.clientName,
-			Role:       protocol.RoleBridge, // the server never lets an agent's session answer a permission request
-			Keepalive:  keepalive,
-			Logger:     l.log,
-		})
-		if ctx.Err() != nil {
-			if conn != nil {
-				conn.Close()
-			}
-			return
-		}
-		var de *duplicateError
-		if errors.As(err, &de) {
-			l.disable(de.canonical, de.id)
-			return
-		}
+	defer wg.Wait()
+	wg.Go(func() { _ = l.sess.Run(ctx) }) // its end comes out of Next
+	wg.Go(func() { l.forwarder(ctx) })
+	for {
+		ev, err := l.sess.Next(context.Background())
 		if err != nil {
-			l.handleInUse(err, name, &fl)
-			if !l.retry(ctx, &bo, err) {
-				return
+			var de *duplicateError
+			if errors.As(err, &de) {
+				l.disable(de.canonical, de.id)
 			}
-			continue
-		}
-		if canonical, dup := l.b.claim(conn.ServerID(), l.url); dup {
-			conn.Close()
-			l.disable(canonical, conn.ServerID())
 			return
 		}
-		upAt := time.Now()
-		l.handleGiven(conn, name, &fl)
-		if channels := l.up(conn, &fl); len(channels) > 0 {
-			rejoins.Go(func() { l.rejoin(conn, channels) })
-		}
-		l.pump(ctx, conn)
-		uptime := time.Since(upAt)
-		cause := conn.Err()
+		l.handle(ev, &fl)
+	}
+}
+
+// dial logs in with the current handle, pinned to the server id the link
+// knows, and claims the server's id: a URL whose server another link
+// already reaches is a duplicate, not retried.
+func (l *link) dial(ctx context.Context) (*control.Conn, error) {
+	name, gen := l.b.handle.current()
+	l.mu.Lock()
+	pin := l.pin
+	l.mu.Unlock()
+	conn, err := control.Dial(ctx, &control.Options{
+		URL:              l.url,
+		Key:              l.b.opts.Key,
+		Session:          name,
+		SessionDefaulted: !l.b.handle.explicit, // the server gives a latecomer name-2
+		PinnedServerID:   pin,
+		// Claim the server's id before logging in: if another URL
+		// reaches the same server, logging in here would supersede
+		// that link's session.
+		CheckServerID: func(id string) error {
+			if canonical, dup := l.b.claim(id, l.url); dup {
+				return &duplicateError{canonical: canonical, id: id}
+			}
+			return nil
+		},
+		ClientName: l.b.clientName,
+		Role:       protocol.RoleBridge, // the server never lets an agent's session answer a permission request
+		Keepalive:  keepalive,
+		Logger:     l.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if canonical, dup := l.b.claim(conn.ServerID(), l.url); dup {
 		conn.Close()
-		if ctx.Err() != nil {
-			return
+		return nil, &duplicateError{canonical: canonical, id: conn.ServerID()}
+	}
+	l.mu.Lock()
+	l.pin = conn.ServerID()
+	l.dialled[conn] = dialledAs{name: name, gen: gen}
+	l.mu.Unlock()
+	return conn, nil
+}
+
+// handle applies the link's policy to one event of the session.
+func (l *link) handle(ev control.Event, fl *flapper) {
+	switch ev.Kind {
+	case control.EventUp:
+		l.mu.Lock()
+		as := l.dialled[ev.Conn]
+		delete(l.dialled, ev.Conn)
+		l.mu.Unlock()
+		fl.gen = as.gen
+		l.handleGiven(ev.Conn, as.name, fl)
+		l.up(ev.Conn, fl)
+	case control.EventDialFailed:
+		name, _ := l.b.handle.current()
+		l.handleInUse(ev.Err, name, fl)
+		l.log.Warn("connect failed; retrying", "err", ev.Err, "retry_in", ev.RetryIn)
+		l.setDown(ev.Err, ev.RetryIn)
+	case control.EventLost:
+		l.log.Info("connection lost; reconnecting", "err", ev.Err, "uptime", ev.Uptime.Round(time.Millisecond), "retry_in", ev.RetryIn)
+		l.setDown(ev.Err, ev.RetryIn)
+		l.dropped(ev.Err, ev.Uptime, fl.gen, fl)
+	case control.EventJoined:
+		l.b.refreshTools()
+	case control.EventJoinRefused:
+		l.log.Warn("join refused", "channel", ev.Channel, "err", ev.Err)
+		what := "--join " + code(ev.Channel)
+		if ev.Rejoin {
+			what = "re-joining " + code(ev.Channel)
 		}
-		if uptime >= stableUptime {
-			bo.Reset()
-		}
-		d := bo.Next()
-		l.log.Info("connection lost; reconnecting", "err", cause, "uptime", uptime.Round(time.Millisecond), "retry_in", d)
-		l.setDown(cause, d)
-		l.dropped(cause, uptime, gen, &fl)
-		if !sleep(ctx, d) {
-			return
+		l.b.tell(notice(l.url, kindError, ev.Channel, what+" on "+code(l.url)+" failed: "+ev.Err.Error()))
+		l.b.refreshTools()
+	default:
+		if ev.Frame != nil {
+			l.event(ev.Frame)
 		}
 	}
 }
 
-// retry records a failed dial and waits out the backoff; it reports
-// whether ctx is still alive.
-func (l *link) retry(ctx context.Context, bo *control.Backoff, err error) bool {
-	d := bo.Next()
-	l.log.Warn("connect failed; retrying", "err", err, "retry_in", d)
-	l.setDown(err, d)
-	return sleep(ctx, d)
+// forwarder forwards permission requests on the current connection when
+// woken, until ctx ends.
+func (l *link) forwarder(ctx context.Context) {
+	for {
+		select {
+		case <-l.permWake:
+			l.mu.Lock()
+			conn := l.conn
+			l.mu.Unlock()
+			if conn != nil {
+				l.sends.Go(func() { l.forwardPermissions(conn) })
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // duplicateError ends a dial to a URL whose server another link already
@@ -207,23 +251,18 @@ func (l *link) setDown(err error, retryIn time.Duration) {
 	l.conn = nil
 	l.lastErr = err
 	l.retryAt = time.Now().Add(retryIn)
-	for _, m := range l.marks {
-		m.synced = false // messages may be missed until the next catch_up
-	}
 	l.setStateLocked(stateDown)
 }
 
 // up records a new connection and tells the session if it had been told
-// of an outage. It returns the channels to join again.
-func (l *link) up(conn *control.Conn, fl *flapper) []string {
+// of an outage. The session rejoins the channels meanwhile.
+func (l *link) up(conn *control.Conn, fl *flapper) {
 	l.mu.Lock()
-	l.pin = conn.ServerID()
 	l.conn = conn
 	l.everUp = true
 	l.lastErr = nil
 	l.admin = conn.Admin()
 	clear(l.permSent) // a new session: the server forgot the old one's requests
-	channels := l.rejoinListLocked()
 	l.setStateLocked(stateUp)
 	l.mu.Unlock()
 	l.log.Info("connected", "session", conn.Path(), "admin", conn.Admin())
@@ -235,103 +274,25 @@ func (l *link) up(conn *control.Conn, fl *flapper) []string {
 	}
 	l.b.refreshTools()
 	l.wakePermissions() // re-send what Claude Code still waits on
-	return channels
 }
 
-// rejoinListLocked is every joined channel and every --join channel, once
-// each, --join ones first in flag order.
-func (l *link) rejoinListLocked() []string {
-	out := slices.Clone(l.autoJoin)
-	var rest []string
-	for ch := range l.joined {
-		if !slices.Contains(out, ch) {
-			rest = append(rest, ch)
-		}
-	}
-	slices.Sort(rest)
-	return append(out, rest...)
-}
-
-// rejoin joins channels on conn. Successes are silent; a refusal drops the
-// channel from the joined set and tells the session; a lost connection
-// ends it (the next connection re-joins).
-func (l *link) rejoin(conn *control.Conn, channels []string) {
-	ctx := context.Background()
-	for _, ch := range channels {
-		r, err := conn.Request(ctx, &protocol.Frame{Type: protocol.TJoin, Channel: ch})
-		if err == nil && r.Type != protocol.TJoined {
-			err = fmt.Errorf("unexpected reply %s", r.Type)
-		}
-		var pe *protocol.Error
-		switch {
-		case err == nil:
-			l.mu.Lock()
-			l.joined[ch] = true
-			l.mu.Unlock()
-			l.b.refreshTools()
-		case errors.As(err, &pe):
-			l.mu.Lock()
-			wasJoined := l.joined[ch]
-			delete(l.joined, ch)
-			l.mu.Unlock()
-			l.log.Warn("join refused", "channel", ch, "err", err)
-			what := "--join " + code(ch)
-			if wasJoined {
-				what = "re-joining " + code(ch)
-			}
-			l.b.tell(notice(l.url, kindError, ch,
-				what+" on "+code(l.url)+" failed: "+pe.Error()))
-			l.b.refreshTools()
-		default:
-			l.log.Debug("re-join interrupted", "channel", ch, "err", err)
-			return
-		}
-	}
-}
-
-// pump routes the connection's unprompted frames until it ends or ctx
-// does.
-func (l *link) pump(ctx context.Context, conn *control.Conn) {
-	events := conn.Events()
-	for {
-		select {
-		case f, ok := <-events:
-			if !ok {
-				return
-			}
-			l.event(f)
-		case <-l.permWake:
-			l.sends.Go(func() { l.forwardPermissions(conn) })
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// event handles one unprompted frame: a delivery, a notice, or an error
-// nobody waits for.
+// event handles one unprompted frame, which the session has applied
+// already (watermark, rename, unsubscription): a delivery, a notice, or
+// an error nobody waits for.
 func (l *link) event(f *protocol.Frame) {
 	switch f.Type {
 	case protocol.TChannelMsg:
-		l.mu.Lock()
-		m := l.marks[f.Channel]
-		if m == nil {
-			l.marks[f.Channel] = &watermark{seq: f.Seq, synced: true}
-		} else if m.synced {
-			m.seq = max(m.seq, f.Seq)
-		}
-		l.mu.Unlock()
 		level := l.b.policy.channel(l.url, f.Channel)
 		if level == identity.Mute {
 			return
 		}
 		body, sealed := deliveryBody(f)
-		m2 := &inbound{server: l.url, channel: f.Channel, from: f.From, body: body, sealed: sealed, level: level}
+		m := &inbound{server: l.url, channel: f.Channel, from: f.From, body: body, sealed: sealed, level: level}
 		var key entryKey
 		if f.Seq != 0 {
 			key = entryKey{server: l.url, scope: "#" + f.Channel, seq: f.Seq}
 		}
-		l.b.deliver(m2.notification(), entry{key: key, level: level, scope: "#" + f.Channel + " on " + code(l.url)})
+		l.b.deliver(m.notification(), entry{key: key, level: level, scope: "#" + f.Channel + " on " + code(l.url)})
 	case protocol.TWhisper:
 		level := l.b.policy.whisper(l.url)
 		if level == identity.Mute {
@@ -347,10 +308,6 @@ func (l *link) event(f *protocol.Frame) {
 	case protocol.TPermissionVerdict:
 		l.b.onVerdict(l, f)
 	case protocol.TUnsubscribed:
-		l.mu.Lock()
-		delete(l.joined, f.Channel)
-		l.autoJoin = slices.DeleteFunc(l.autoJoin, func(c string) bool { return c == f.Channel })
-		l.mu.Unlock()
 		reason := f.Reason
 		if reason == "" {
 			reason = "no reason given"
@@ -363,21 +320,6 @@ func (l *link) event(f *protocol.Frame) {
 		if f.NewName == "" {
 			return
 		}
-		l.mu.Lock()
-		if l.joined[f.Channel] {
-			delete(l.joined, f.Channel)
-			l.joined[f.NewName] = true
-		}
-		for i, c := range l.autoJoin {
-			if c == f.Channel {
-				l.autoJoin[i] = f.NewName
-			}
-		}
-		if m, ok := l.marks[f.Channel]; ok {
-			delete(l.marks, f.Channel)
-			l.marks[f.NewName] = m
-		}
-		l.mu.Unlock()
 		l.b.policy.rename(l.url, f.Channel, f.NewName)
 		l.b.tell(notice(l.url, kindRenamed, f.NewName,
 			code(f.Channel)+" on "+code(l.url)+" was renamed to "+code(f.NewName)+
@@ -442,8 +384,6 @@ func (l *link) disable(canonical, serverID string) {
 	l.mu.Lock()
 	l.canonical = canonical
 	l.conn = nil
-	l.joined = map[string]bool{}
-	l.autoJoin = nil
 	l.admin = false
 	l.setStateLocked(stateDisabled)
 	l.mu.Unlock()

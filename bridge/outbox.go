@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/conclave/conclave/control"
 )
 
 // Outbox timing.
@@ -20,7 +22,7 @@ const (
 	// if the client never sends notifications/initialized.
 	initFallback = 5 * time.Second
 	// retryMin and retryMax bound the pause before retrying a send that
-	// mcp-go refused because its queue was full.
+	// mcp-go refused because its queue was full (a control.Backoff).
 	retryMin = 100 * time.Microsecond
 	retryMax = 20 * time.Millisecond
 )
@@ -42,7 +44,7 @@ type outbox struct {
 	log  *slog.Logger
 
 	wake      chan struct{} // 1-buffered: something was pushed
-	ready     chan struct{} // closed when the client is initialized
+	ready     chan struct{} // closed settleDelay after the client is initialized
 	readyOnce sync.Once
 
 	// mu guards queue.
@@ -65,10 +67,10 @@ func (o *outbox) push(method string, params map[string]any) {
 	}
 }
 
-// setReady lets run start sending (after settleDelay). Safe to call more
-// than once.
+// setReady lets run start sending, settleDelay from now. Safe to call
+// more than once.
 func (o *outbox) setReady() {
-	o.readyOnce.Do(func() { close(o.ready) })
+	o.readyOnce.Do(func() { time.AfterFunc(settleDelay, func() { close(o.ready) }) })
 }
 
 // run sends queued notifications in order until ctx ends, retrying each
@@ -77,9 +79,6 @@ func (o *outbox) run(ctx context.Context) {
 	select {
 	case <-o.ready:
 	case <-ctx.Done():
-		return
-	}
-	if !sleep(ctx, settleDelay) {
 		return
 	}
 	var batch []note
@@ -107,7 +106,7 @@ func (o *outbox) run(ctx context.Context) {
 // deliver sends n, retrying while the client's queue is full. It returns
 // false if ctx ended first.
 func (o *outbox) deliver(ctx context.Context, n note) bool {
-	pause := retryMin
+	pause := control.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		err := o.send(n.method, n.params)
 		if err == nil {
@@ -118,21 +117,8 @@ func (o *outbox) deliver(ctx context.Context, n note) bool {
 			// stopping. Keep the message and try again.
 			o.log.Debug("notification not accepted yet", "method", n.method, "err", err)
 		}
-		if !sleep(ctx, pause) {
+		if !pause.Wait(ctx) {
 			return false
 		}
-		pause = min(2*pause, retryMax)
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

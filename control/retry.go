@@ -83,6 +83,10 @@ func (b *Backoff) base() time.Duration {
 // Reset starts the sequence again at Min, after a successful connection.
 func (b *Backoff) Reset() { b.next = 0 }
 
+// Wait waits the next delay, or less if ctx ends first; it reports
+// whether ctx is still alive.
+func (b *Backoff) Wait(ctx context.Context) bool { return sleepCtx(ctx, b.Next()) }
+
 // sleepCtx waits d, or less if ctx ends first; it reports whether ctx is
 // still alive.
 func sleepCtx(ctx context.Context, d time.Duration) bool {

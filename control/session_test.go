@@ -129,6 +129,20 @@ func joins(ctx context.Context, s *fakeSession, n int, refuse ...string) []strin
 	return got
 }
 
+// numbered serves each session of f with serve, numbering the
+// connections from 0.
+func numbered(f *fakeServer, serve func(ctx context.Context, s *fakeSession, n int)) {
+	var mu sync.Mutex
+	next := 0
+	f.serve = func(ctx context.Context, s *fakeSession) {
+		mu.Lock()
+		n := next
+		next++
+		mu.Unlock()
+		serve(ctx, s, n)
+	}
+}
+
 // record keeps what each connection of a fake did, by connection.
 type record struct {
 	mu    sync.Mutex
@@ -157,13 +171,7 @@ func (r *record) get() [][]string {
 func TestSessionRejoinsInOrder(t *testing.T) {
 	f := newFake(t)
 	var rec record
-	var n int
-	var mu sync.Mutex
-	f.serve = func(ctx context.Context, s *fakeSession) {
-		mu.Lock()
-		c := n
-		n++
-		mu.Unlock()
+	numbered(f, func(ctx context.Context, s *fakeSession, c int) {
 		switch c {
 		case 0:
 			// A delivery goes out before the joins are answered: it is
@@ -181,7 +189,7 @@ func TestSessionRejoinsInOrder(t *testing.T) {
 			rec.add(c, joins(ctx, s, 3))
 			s.read(ctx)
 		}
-	}
+	})
 	sess := runSession(t, f, func(o *SessionOptions) { o.Retry = func(error) bool { return true } }, "a", "b", "c")
 	evs := until(t, sess, func(ev Event) bool { return ev.Kind == EventJoined && ev.Channel == "c" })
 	if got := describe(evs); got != "up joined:a joined:b joined:c" {
@@ -224,13 +232,7 @@ func str(s string) *string { return &s }
 // watermark; an unsubscribed one is not joined again.
 func TestSessionFollowsRenameAcrossReconnect(t *testing.T) {
 	f := newFake(t)
-	var n int
-	var mu sync.Mutex
-	f.serve = func(ctx context.Context, s *fakeSession) {
-		mu.Lock()
-		c := n
-		n++
-		mu.Unlock()
+	numbered(f, func(ctx context.Context, s *fakeSession, c int) {
 		if c == 0 {
 			joins(ctx, s, 3)
 			s.send(ctx, &protocol.Frame{Type: protocol.TChannelMsg, Channel: "dev", From: "bob/wb/s", Body: str("x"), Seq: 7},
@@ -241,7 +243,7 @@ func TestSessionFollowsRenameAcrossReconnect(t *testing.T) {
 		}
 		joins(ctx, s, 2) // the events show which: joined names the channel asked for
 		s.read(ctx)
-	}
+	})
 	sess := runSession(t, f, func(o *SessionOptions) { o.Retry = func(error) bool { return true } }, "ops", "dev", "qa")
 	qa := 0
 	evs := until(t, sess, func(ev Event) bool {
@@ -268,13 +270,7 @@ func TestSessionFollowsRenameAcrossReconnect(t *testing.T) {
 func TestSessionOverflowDropsTheConnection(t *testing.T) {
 	f := newFake(t)
 	dropped := make(chan struct{})
-	var n int
-	var mu sync.Mutex
-	f.serve = func(ctx context.Context, s *fakeSession) {
-		mu.Lock()
-		c := n
-		n++
-		mu.Unlock()
+	numbered(f, func(ctx context.Context, s *fakeSession, c int) {
 		if c > 0 {
 			s.read(ctx)
 			return
@@ -288,7 +284,7 @@ func TestSessionOverflowDropsTheConnection(t *testing.T) {
 		}
 		s.read(ctx) // until the client closes
 		close(dropped)
-	}
+	})
 	sess := runSession(t, f, func(o *SessionOptions) { o.Buffer = 8 })
 	select {
 	case <-dropped:
