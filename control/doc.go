@@ -45,9 +45,9 @@
 // been missed since (no outage since it was last complete). Its queue is
 // bounded, so the connection's reader never waits: a reader more than
 // [SessionOptions.Buffer] frames behind makes it drop the connection and
-// dial again ([ErrOverflow]). Everything comes out of [Session.Next] as
-// [Event]s: the connection's frames and the session's own news (up, lost,
-// dial failed, joined, join refused).
+// dial again ([ErrOverflow]). Everything comes out of [Session.Next], one
+// [Event] at a time: the connection's frames and the session's own news
+// (up, lost, dial failed, joined, join refused).
 //
 // [Subscribe] follows one channel on a Session and catches up: after
 // every join it reads the history from its watermark up to the join's
