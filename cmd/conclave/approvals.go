@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/conclave/conclave/control"
 	"github.com/conclave/conclave/protocol"
 )
 
@@ -14,7 +16,7 @@ import (
 // the caller's user are waiting on.
 type ApprovalsCmd struct {
 	serverFlag
-	Watch bool `name:"watch" short:"w" help:"After the list, stream new requests and their outcomes until Ctrl-C."`
+	Watch bool `name:"watch" short:"w" help:"After the list, stream new requests and their outcomes until Ctrl-C, reconnecting after a lost connection."`
 }
 
 // ApproveCmd allows one pending permission request.
@@ -61,17 +63,44 @@ func (c *ApprovalsCmd) Run(ctx context.Context, g *Globals) error {
 	if c.Watch {
 		co.keepalive = keepaliveEvery
 	}
-	s, err := g.connect(ctx, c.Server, co)
+	rd := &redialer{g: g, server: c.Server, co: co}
+	conn, err := rd.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.conn.Close()
-	r, err := s.request(ctx, &protocol.Frame{Type: protocol.TPermissionList})
+	lines, err := listPermissions(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	if !c.Watch {
+		conn.Close()
+		if g.JSON {
+			return g.printJSON(lines)
+		}
+	}
+	if len(lines) == 0 && !g.JSON {
+		g.printf("no pending permission requests\n")
+	}
+	w := &approvalsWatch{g: g, url: rd.first.srv.URL, pending: map[string]bool{}}
+	for _, l := range lines {
+		w.show(l)
+	}
+	if !c.Watch {
+		return nil
+	}
+	fmt.Fprintf(g.Stderr, "watching permission requests of %s — Ctrl-C to stop\n", userOf(conn.Path()))
+	return w.run(ctx, conn, rd)
+}
+
+// listPermissions asks conn for the pending requests.
+func listPermissions(ctx context.Context, conn *control.Conn) ([]permissionLine, error) {
+	r, err := conn.Request(ctx, &protocol.Frame{Type: protocol.TPermissionList})
 	if err == nil {
 		r, err = expect(r, protocol.TPermissions)
 	}
 	if err != nil {
-		return fmt.Errorf("list permission requests: %w", err)
+		return nil, fmt.Errorf("list permission requests: %w", err)
 	}
 	now := time.Now()
 	lines := make([]permissionLine, 0, len(r.Permissions))
@@ -80,34 +109,121 @@ func (c *ApprovalsCmd) Run(ctx context.Context, g *Globals) error {
 			ToolName: p.ToolName, Description: p.Description, InputPreview: p.InputPreview, TsMs: p.TsMs,
 			AgeMs: max(0, now.UnixMilli()-p.TsMs)})
 	}
-	switch {
-	case g.JSON && !c.Watch:
-		return g.printJSON(lines)
-	case len(lines) == 0 && !g.JSON:
-		g.printf("no pending permission requests\n")
+	return lines, nil
+}
+
+// approvalsWatch is approvals --watch: it streams requests and outcomes
+// across lost connections. After a reconnection it lists the pending
+// requests again, shows those it had not shown, and says which of those it
+// had shown are no longer pending (answered or expired meanwhile).
+type approvalsWatch struct {
+	g       *Globals
+	url     string
+	pending map[string]bool // shown and not resolved, by from + request id
+}
+
+// noLongerPending is the outcome shown for a request that was pending
+// before a lost connection and is not after it.
+const noLongerPending = "no longer pending (answered or expired while disconnected)"
+
+func pendingKey(l permissionLine) string { return l.From + "\x00" + l.RequestID }
+
+// show prints l unless it repeats what was shown, and tracks what is
+// pending.
+func (w *approvalsWatch) show(l permissionLine) {
+	key := pendingKey(l)
+	switch l.Kind {
+	case protocol.TPermissionRequest:
+		if w.pending[key] {
+			return
+		}
+		w.pending[key] = true
+	case protocol.TPermissionResolved:
+		delete(w.pending, key)
 	}
-	for _, l := range lines {
-		printPermission(g, l, now, "")
-	}
-	if !c.Watch {
-		return nil
-	}
-	fmt.Fprintf(g.Stderr, "watching permission requests of %s — Ctrl-C to stop\n", userOf(s.conn.Path()))
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case f, ok := <-s.conn.Events():
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("connection to %s lost: %w", s.srv.URL, connErr(s))
+	printPermission(w.g, l, time.Now(), "")
+}
+
+// run streams on a control.Session whose first connection is conn and
+// later ones come from rd, until ctx ends (nil) or the server refuses for
+// good (that error).
+func (w *approvalsWatch) run(ctx context.Context, conn *control.Conn, rd *redialer) error {
+	first := conn
+	sess, err := control.NewSession(&control.SessionOptions{
+		Dial: func(ctx context.Context) (*control.Conn, error) {
+			if c := first; c != nil {
+				first = nil
+				return c, nil
 			}
-			if l, ok := permissionEvent(f); ok {
-				printPermission(g, l, time.Now(), "")
+			return rd.dial(ctx)
+		},
+		Backoff:      control.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second},
+		StableUptime: 30 * time.Second,
+		Logger:       w.g.Logger,
+	})
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	life, stop := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() { ended <- sess.Run(life) }()
+	defer func() {
+		stop()
+		<-ended
+	}()
+	ups := 0
+	for {
+		ev, err := sess.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watching permission requests on %s: %w", w.url, err)
+		}
+		switch ev.Kind {
+		case control.EventUp:
+			if ups++; ups > 1 {
+				w.resumed(ctx, ev.Conn)
+			}
+		case control.EventLost:
+			fmt.Fprintf(w.g.Stderr, "⚠ connection to %s lost: %s — reconnecting (Ctrl-C to stop)\n", w.url, oneLine(ev.Err.Error()))
+		case control.EventDialFailed:
+			w.g.Logger.Debug("reconnect failed", "err", ev.Err, "retry_in", ev.RetryIn)
+		case control.EventFrame:
+			if l, ok := permissionEvent(ev.Frame); ok {
+				w.show(l)
 			}
 		}
+	}
+}
+
+// resumed lists the pending requests on a new connection: those not shown
+// yet are shown, and those shown but gone are reported resolved.
+func (w *approvalsWatch) resumed(ctx context.Context, conn *control.Conn) {
+	lines, err := listPermissions(ctx, conn)
+	if err != nil {
+		w.g.Logger.Debug("list after reconnecting failed", "err", err)
+		return // the connection is lost again; the next one lists
+	}
+	fmt.Fprintf(w.g.Stderr, "✓ reconnected to %s; watching again\n", w.url)
+	now := map[string]bool{}
+	for _, l := range lines {
+		now[pendingKey(l)] = true
+	}
+	var gone []string
+	for key := range w.pending {
+		if !now[key] {
+			gone = append(gone, key)
+		}
+	}
+	slices.Sort(gone)
+	for _, key := range gone {
+		from, id, _ := strings.Cut(key, "\x00")
+		w.show(permissionLine{Kind: protocol.TPermissionResolved, From: from, RequestID: id, Reason: noLongerPending})
+	}
+	for _, l := range lines {
+		w.show(l)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,6 +154,68 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 	}
 	watch.interrupt()
 	tail.interrupt()
+}
+
+// TestApprovalsWatchAcrossKilledServer: approvals --watch outlives a
+// server killed with SIGKILL. While it is down the watch says so and keeps
+// trying; once back it says which request it had shown is gone (pending
+// requests live in memory), shows one asked while it was away, and goes on
+// with live ones.
+func TestApprovalsWatchAcrossKilledServer(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	addr, data := freeAddr(t), t.TempDir()
+	url := "ws://" + addr
+	srv := serveDir(t, addr, data)
+	tmp := t.TempDir()
+	lDir, pDir := filepath.Join(tmp, "L"), filepath.Join(tmp, "P")
+	l := []string{"CONCLAVE_CONFIG_DIR=" + lDir}
+	p := []string{"CONCLAVE_CONFIG_DIR=" + pDir}
+	ok(t, l, "register", "alice", "--server", url, "--machine", "laptop")
+	ok(t, l, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, p, "key")))
+	ok(t, p, "register", "alice", "--existing", "--server", url, "--machine", "phone")
+	ok(t, l, "machine", "approver", "add", "phone")
+	ask := func(conn *control.Conn, id string) {
+		t.Helper()
+		if _, err := conn.Request(context.Background(), &protocol.Frame{Type: protocol.TPermissionRequest, RequestID: id, ToolName: "Bash"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(agentConn(t, lDir, "agent1"), "aaaaa")
+
+	watch := start(t, p, false, "--json", "approvals", "--watch")
+	line := func(want permissionLine) {
+		t.Helper()
+		var got permissionLine
+		if err := json.Unmarshal([]byte(watch.next()), &got); err != nil {
+			t.Fatal(err)
+		}
+		got.TsMs, got.AgeMs = 0, 0
+		if got != want {
+			t.Fatalf("watch printed %+v, want %+v", got, want)
+		}
+	}
+	line(permissionLine{Kind: protocol.TPermissionRequest, From: "alice/laptop/agent1", RequestID: "aaaaa", ToolName: "Bash"})
+	watch.waitStderr("watching permission requests of alice")
+
+	srv.stop(syscall.SIGKILL)
+	watch.waitStderr("lost")
+	watch.waitStderr("reconnecting")
+	srv = serveDir(t, addr, data)
+	agent := agentConn(t, lDir, "agent1")
+	ask(agent, "bbbbb")
+	watch.waitStderr("✓ reconnected to " + url)
+	line(permissionLine{Kind: protocol.TPermissionResolved, From: "alice/laptop/agent1", RequestID: "aaaaa",
+		Reason: "no longer pending (answered or expired while disconnected)"})
+	line(permissionLine{Kind: protocol.TPermissionRequest, From: "alice/laptop/agent1", RequestID: "bbbbb", ToolName: "Bash"})
+	ask(agent, "ccccc")
+	line(permissionLine{Kind: protocol.TPermissionRequest, From: "alice/laptop/agent1", RequestID: "ccccc", ToolName: "Bash"})
+	if rest, code := watch.interrupt(); len(rest) != 0 || code != 0 {
+		t.Fatalf("watch after Ctrl-C: exit %d, more lines %q", code, rest)
+	}
+	srv.stop(syscall.SIGTERM)
 }
 
 // TestApproverListRestoredByAdmin: once alice's only approver machine is

@@ -65,15 +65,37 @@ func (g *Globals) connect(ctx context.Context, serverURL string, co connectOptio
 	return &session{conn: conn, srv: *srv, key: key}, nil
 }
 
-// redial logs in again to the server of s, with the same key, pin and
-// options, and returns the new session (tail's reconnection).
-func (g *Globals) redial(ctx context.Context, s *session, co connectOptions) (*session, error) {
-	srv := s.srv
-	conn, err := g.dial(ctx, &srv, s.key, co)
+// redialer is the Dial of a long-lived verb's control.Session or
+// Subscription (tail, approvals --watch): the first call logs in as
+// connect does, each later one like the latest login (same key and server
+// pin). Only the session's goroutine calls dial after the first.
+type redialer struct {
+	g      *Globals
+	server string
+	co     connectOptions
+	first  *session // the first login, written once by the first dial
+	last   *session
+}
+
+func (r *redialer) dial(ctx context.Context) (*control.Conn, error) {
+	var s *session
+	var err error
+	if r.last == nil {
+		s, err = r.g.connect(ctx, r.server, r.co)
+	} else {
+		srv := r.last.srv
+		var conn *control.Conn
+		conn, err = r.g.dial(ctx, &srv, r.last.key, r.co)
+		s = &session{conn: conn, srv: srv, key: r.last.key}
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &session{conn: conn, srv: srv, key: s.key}, nil
+	if r.first == nil {
+		r.first = s
+	}
+	r.last = s
+	return s.conn, nil
 }
 
 // dial logs in to srv with key.
@@ -154,12 +176,4 @@ func (g *Globals) oneShot(ctx context.Context, serverURL string, f *protocol.Fra
 	}
 	r, err = expect(r, want)
 	return r, &s.srv, err
-}
-
-// connErr is why the connection of s ended.
-func connErr(s *session) error {
-	if err := s.conn.Err(); err != nil {
-		return err
-	}
-	return control.ErrNoResponse
 }

@@ -72,35 +72,18 @@ func (c *TailCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	}
 	co := connectOptions{handle: c.As, keepalive: keepaliveEvery}
-	var first, last *session // the first and the latest login: each reconnection logs in like the latest
-	dial := func(ctx context.Context) (*control.Conn, error) {
-		var s *session
-		var err error
-		if last == nil {
-			s, err = g.connect(ctx, c.Server, co)
-		} else {
-			s, err = g.redial(ctx, last, co)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if first == nil {
-			first = s // written once, before Subscribe returns
-		}
-		last = s
-		return s.conn, nil
-	}
-	sub, err := control.Subscribe(ctx, &control.SubscribeOptions{Dial: dial, Channel: c.Channel, SinceMs: sinceMs, Logger: g.Logger})
+	rd := &redialer{g: g, server: c.Server, co: co}
+	sub, err := control.Subscribe(ctx, &control.SubscribeOptions{Dial: rd.dial, Channel: c.Channel, SinceMs: sinceMs, Logger: g.Logger})
 	if err != nil {
 		var pe *protocol.Error
-		if last != nil && errors.As(err, &pe) {
+		if rd.last != nil && errors.As(err, &pe) {
 			return fmt.Errorf("join rejected: %w", err)
 		}
 		return err
 	}
 	defer sub.Close()
 	// The subscription's goroutine makes the later logins.
-	url, path := first.srv.URL, first.conn.Path()
+	url, path := rd.first.srv.URL, rd.first.conn.Path()
 	g.rememberChannels(url, channelChange{add: []string{c.Channel}})
 	// stderr, like every status line: stdout holds only messages, so
 	// `tail … | head -1` is the first message.
