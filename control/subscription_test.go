@@ -147,3 +147,46 @@ func TestSubscriptionEndsOnRefusal(t *testing.T) {
 		t.Errorf("%d connections, want 1 (no retry)", n)
 	}
 }
+
+// TestSubscriptionEndsOnRefusedRejoin: after a reconnect, a join the
+// server refuses for good ends the subscription, naming the channel; no
+// further connection is made.
+func TestSubscriptionEndsOnRefusedRejoin(t *testing.T) {
+	f := newFake(t)
+	var conns atomic.Int32
+	f.serve = func(ctx context.Context, s *fakeSession) {
+		n := conns.Add(1)
+		j, err := s.read(ctx)
+		if err != nil {
+			return
+		}
+		if n == 1 {
+			s.send(ctx, &protocol.Frame{Type: protocol.TJoined, ID: j.ID, Channel: "ops", Seq: 3})
+			s.ws.CloseNow() // a lost connection: worth a retry
+			return
+		}
+		s.send(ctx, protocol.ErrorFrame(j.ID, &protocol.Error{Code: protocol.CodeUnauthorized, Message: "banned from ops"}))
+		s.read(ctx)
+	}
+	sub := subscribeFake(t, f, SubscribeOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var kinds []EventKind
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || err.Error() != "join #ops again: unauthorized: banned from ops" {
+				t.Fatalf("ended with %v, want the refused rejoin", err)
+			}
+			break
+		}
+		kinds = append(kinds, ev.Kind)
+	}
+	if len(kinds) != 1 || kinds[0] != EventLost {
+		t.Errorf("events %v, want one EventLost", kinds)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
