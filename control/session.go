@@ -31,7 +31,7 @@ type SessionOptions struct {
 
 	// Retry reports whether a failed dial or the end of a connection
 	// (err) is worth another attempt; false ends the session with err.
-	// Nil means [Reconnectable].
+	// Nil means [Reconnectable]. An [ErrOverflow] is always retried.
 	Retry func(err error) bool
 
 	// Buffer is how many frames from the server wait for the reader
