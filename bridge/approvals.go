@@ -81,6 +81,14 @@ func (a *approvals) live(now time.Time) []*permRequest {
 	return out
 }
 
+// has reports whether the request with id is pending.
+func (a *approvals) has(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.pending[strings.ToLower(id)]
+	return ok
+}
+
 // take removes and returns the pending request with id, if any.
 func (a *approvals) take(id string) (*permRequest, bool) {
 	a.mu.Lock()
@@ -187,6 +195,9 @@ func (l *link) forwardPermissions(conn *control.Conn) {
 		switch {
 		case err == nil:
 			l.log.Info("permission request relayed to the approver machines", "request", r.id, "tool", r.tool)
+			if r.answer != nil && !l.b.perms.has(r.id) {
+				l.withdraw(conn, r.id) // the hook gave up while this was on its way
+			}
 		case errors.As(err, &pe):
 			where := "Claude Code's terminal"
 			if r.answer != nil {
@@ -204,4 +215,31 @@ func (l *link) forwardPermissions(conn *control.Conn) {
 			l.mu.Unlock()
 		}
 	}
+}
+
+// withdrawPermission tells the server of every link that relayed the
+// hook request id that nobody waits for its answer any more, so that the
+// approvers stop seeing it (a server that does not hear it expires it).
+func (b *Bridge) withdrawPermission(id string) {
+	key := strings.ToLower(id)
+	for _, l := range b.links {
+		l.mu.Lock()
+		conn, sent := l.conn, l.permSent[key]
+		delete(l.permSent, key)
+		l.mu.Unlock()
+		if sent && conn != nil {
+			l.sends.Go(func() { l.withdraw(conn, id) })
+		}
+	}
+}
+
+// withdraw sends conn's server permission_withdraw for request id.
+func (l *link) withdraw(conn *control.Conn, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	if _, err := conn.Request(ctx, &protocol.Frame{Type: protocol.TPermissionWithdraw, RequestID: id}); err != nil {
+		l.log.Info("permission request not withdrawn; the server expires it", "request", id, "err", err)
+		return
+	}
+	l.log.Info("permission request withdrawn: the hook no longer waits", "request", id)
 }

@@ -66,7 +66,8 @@ func (b *Bridge) askPermission(ctx context.Context, req *HookRequest) HookReply 
 		}
 	}
 	// However the wait ends, the request is no longer pending here: a
-	// verdict given after the hook gave up is dropped (and logged).
+	// verdict given after the hook gave up is dropped (and logged), and
+	// the servers that relayed it are told to withdraw it.
 	defer b.perms.take(r.id)
 	if len(b.links) == 0 {
 		return HookReply{Message: "the bridge has no server to relay it to"}
@@ -86,6 +87,9 @@ func (b *Bridge) askPermission(ctx context.Context, req *HookRequest) HookReply 
 		}
 		return HookReply{Decision: a.behavior, Message: verb + " by " + a.by + " through conclave"}
 	case <-ctx.Done():
+		if _, pending := b.perms.take(r.id); pending {
+			b.withdrawPermission(r.id)
+		}
 		return HookReply{Message: "no approver answered request " + r.id + " in time"}
 	}
 }

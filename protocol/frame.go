@@ -82,8 +82,11 @@ const (
 	TPermissionRequest = "permission_request" // bridge to server; also a delivery to approvers
 	TPermissionVerdict = "permission_verdict" // approver to server; also a delivery to the bridge
 	TPermissionList    = "permission_list"
-	TApproverAdd       = "approver_add"
-	TApproverRemove    = "approver_remove"
+	// TPermissionWithdraw: bridge to server, the runtime no longer waits
+	// on its request (a hook that gave up).
+	TPermissionWithdraw = "permission_withdraw"
+	TApproverAdd        = "approver_add"
+	TApproverRemove     = "approver_remove"
 
 	// Replies (server to client, echoing the request id).
 	TPong        = "pong"
@@ -328,7 +331,7 @@ var kinds = map[string]struct {
 	TMachineRemove: {ClientToServer, true}, TAudit: {ClientToServer, true},
 	TUserAdd:           {ClientToServer, true},
 	TPermissionRequest: {ClientToServer | ServerToClient, true}, TPermissionVerdict: {ClientToServer | ServerToClient, true},
-	TPermissionList: {ClientToServer, true}, TApproverAdd: {ClientToServer, true}, TApproverRemove: {ClientToServer, true},
+	TPermissionList: {ClientToServer, true}, TPermissionWithdraw: {ClientToServer, true}, TApproverAdd: {ClientToServer, true}, TApproverRemove: {ClientToServer, true},
 	TEnrollLink: {ClientToServer, true},
 
 	TPong: {ServerToClient, false}, TJoined: {ServerToClient, false}, TAck: {ServerToClient, false},

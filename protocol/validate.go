@@ -222,6 +222,10 @@ func (f *Frame) Validate() error {
 		if f.TsMs < 0 {
 			return Errorf(CodeMalformed, "ts_ms must not be negative")
 		}
+	case TPermissionWithdraw:
+		if err := f.validRequestID(); err != nil {
+			return err
+		}
 	case TPermissionVerdict:
 		if err := f.validRequestID(); err != nil {
 			return err

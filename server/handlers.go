@@ -118,6 +118,8 @@ func (sess *session) dispatch(ctx context.Context, f *protocol.Frame) (*protocol
 		return s.relay.verdict(sess, f, time.Now())
 	case protocol.TPermissionList:
 		return s.relay.list(sess, time.Now())
+	case protocol.TPermissionWithdraw:
+		return s.relay.withdraw(sess, f, time.Now())
 	case protocol.TEnrollLink:
 		return sess.enrollLinkReq(f)
 	case protocol.TCreateChannel:

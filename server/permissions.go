@@ -219,6 +219,38 @@ func (r *permRelay) verdict(sess *session, f *protocol.Frame, now time.Time) (*p
 	return ack(info.From), nil
 }
 
+// withdrawnReason is the outcome the approvers see for a withdrawn request.
+const withdrawnReason = "withdrawn: the requesting session no longer waits for an answer"
+
+// withdraw forgets a pending request that its own session no longer waits
+// on (a hook that gave up, leaving the decision to the runtime's own
+// prompt) and tells the approvers, so that nobody answers a request whose
+// verdict would go nowhere.
+func (r *permRelay) withdraw(sess *session, f *protocol.Frame, now time.Time) (*protocol.Frame, error) {
+	if !sess.bridge {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "not authorized: only the bridge session that relayed a permission request withdraws it")
+	}
+	key := permKey{sess.path, strings.ToLower(f.RequestID)}
+	r.mu.Lock()
+	e, ok := r.reqs[key]
+	if !ok || !e.expires.After(now) {
+		r.mu.Unlock()
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no pending permission request %q of this session (unknown or expired)", f.RequestID)
+	}
+	if e.answered != "" {
+		answered, by := e.answered, e.by
+		r.mu.Unlock()
+		return nil, protocol.Errorf(protocol.CodeConflict, "request %q was already answered (%s by %s)", f.RequestID, answered, by)
+	}
+	delete(r.reqs, key)
+	info := e.info
+	r.mu.Unlock()
+	r.notify(sess.user, &protocol.Frame{Type: protocol.TPermissionResolved, From: info.From, RequestID: info.RequestID,
+		Reason: withdrawnReason})
+	sess.log.Info("permission request withdrawn", "request", info.RequestID)
+	return ack(info.RequestID), nil
+}
+
 // drop forgets the requests of a session that ended and tells the
 // approvers that those still pending are gone.
 func (r *permRelay) drop(sess *session) {

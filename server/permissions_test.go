@@ -306,6 +306,46 @@ func TestPermissionRequestResentAfterReconnect(t *testing.T) {
 	}
 }
 
+// TestPermissionRequestWithdrawn: the session that relayed a request
+// withdraws it when its runtime stops waiting; the approvers see it
+// resolved, and a verdict after that is refused like any for a request no
+// longer pending.
+func TestPermissionRequestWithdrawn(t *testing.T) {
+	e := newApproverEnv(t, Config{})
+	e.laptop.ok(addApprover("phone"))
+	agent := e.bridge(e.laptopKey, "agent1")
+	other := e.bridge(e.laptopKey, "agent2")
+	withdraw := func(id string) *protocol.Frame {
+		return &protocol.Frame{Type: protocol.TPermissionWithdraw, RequestID: id}
+	}
+	agent.ok(permReq("abcde"))
+	e.phone.nextOfType(protocol.TPermissionRequest)
+
+	// Only the session that asked, and only a bridge session.
+	wantMessage(t, e.laptop.fail(withdraw("abcde"), protocol.CodeUnauthorized), "only the bridge session")
+	wantMessage(t, other.fail(withdraw("abcde"), protocol.CodeNotFound), `no pending permission request "abcde" of this session`)
+	agent.fail(&protocol.Frame{Type: protocol.TPermissionWithdraw}, protocol.CodeMalformed)
+
+	if r := agent.ok(withdraw("ABCDE")); r.Type != protocol.TAck || r.Detail != "abcde" {
+		t.Fatalf("withdraw reply = %+v", r)
+	}
+	res := e.phone.nextOfType(protocol.TPermissionResolved)
+	if res.RequestID != "abcde" || res.From != "alice/laptop/agent1" || res.Behavior != "" || res.Reason != withdrawnReason {
+		t.Fatalf("resolved = %+v", res)
+	}
+	if l := e.phone.ok(&protocol.Frame{Type: protocol.TPermissionList}); len(l.Permissions) != 0 {
+		t.Fatalf("a withdrawn request is still listed: %+v", l.Permissions)
+	}
+	wantMessage(t, e.phone.fail(verdict("abcde", "allow", ""), protocol.CodeNotFound), "no pending permission request")
+	agent.fail(withdraw("abcde"), protocol.CodeNotFound)
+
+	// An answered request stays answered.
+	agent.ok(permReq("fghij"))
+	e.phone.ok(verdict("fghij", "deny", ""))
+	agent.nextOfType(protocol.TPermissionVerdict)
+	wantMessage(t, agent.fail(withdraw("fghij"), protocol.CodeConflict), "already answered (deny by alice/phone/cli-2)")
+}
+
 func TestPermissionRequestExpires(t *testing.T) {
 	e := newApproverEnv(t, Config{PermissionTTL: 200 * time.Millisecond, ReapInterval: 20 * time.Millisecond})
 	e.laptop.ok(addApprover("phone"))

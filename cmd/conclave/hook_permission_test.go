@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,12 +153,21 @@ func TestHookCodexPermission(t *testing.T) {
 		}
 	}
 
-	// Nobody answers within the wait: no decision, and the request is
-	// no longer the hook's (a late verdict changes nothing).
+	// Nobody answers within the wait: no decision, and the bridge
+	// withdraws the request, so that the approvers stop seeing it and a
+	// late verdict is refused instead of going nowhere.
 	rt.ask("1s")
 	req := nextEvent(t, watcher, protocol.TPermissionRequest)
 	v, stderr := rt.result()
 	if b, _ := decision(v); b != "" || !strings.Contains(stderr, "no approver answered request "+req.RequestID+" in time") {
 		t.Errorf("unanswered: %v, stderr %q", v, stderr)
+	}
+	if res := nextEvent(t, watcher, protocol.TPermissionResolved); res.RequestID != req.RequestID ||
+		res.Reason != "withdrawn: the requesting session no longer waits for an answer" {
+		t.Fatalf("after the hook gave up the phone got %+v", res)
+	}
+	fails(t, 1, "no pending permission request "+strconv.Quote(req.RequestID), phone, "approve", req.RequestID)
+	if out := ok(t, phone, "approvals"); out != "no pending permission requests\n" {
+		t.Errorf("approvals after the withdrawal = %q", out)
 	}
 }
