@@ -186,16 +186,22 @@ func (b *Bridge) renameChannel(ctx context.Context, a args) (string, error) {
 	return fmt.Sprintf("renamed %s to %s", name, orDefault(d, newName)), nil
 }
 
-func (b *Bridge) userListOf(ctx context.Context, a args, typ string) (string, error) {
+// channelQuery runs an admin request of type typ on the required
+// argument "channel" and returns its reply, of type reply.
+func (b *Bridge) channelQuery(ctx context.Context, a args, typ, reply string) (*protocol.Frame, error) {
 	ch, err := a.need("channel")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	l, err := b.adminTarget(a)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	r, err := b.call(ctx, l, &protocol.Frame{Type: typ, Channel: ch}, protocol.TUserList)
+	return b.call(ctx, l, &protocol.Frame{Type: typ, Channel: ch}, reply)
+}
+
+func (b *Bridge) userListOf(ctx context.Context, a args, typ string) (string, error) {
+	r, err := b.channelQuery(ctx, a, typ, protocol.TUserList)
 	if err != nil {
 		return "", err
 	}
@@ -214,15 +220,7 @@ func (b *Bridge) banList(ctx context.Context, a args) (string, error) {
 }
 
 func (b *Bridge) inviteList(ctx context.Context, a args) (string, error) {
-	ch, err := a.need("channel")
-	if err != nil {
-		return "", err
-	}
-	l, err := b.adminTarget(a)
-	if err != nil {
-		return "", err
-	}
-	r, err := b.call(ctx, l, &protocol.Frame{Type: protocol.TInviteList, Channel: ch}, protocol.TInvites)
+	r, err := b.channelQuery(ctx, a, protocol.TInviteList, protocol.TInvites)
 	if err != nil {
 		return "", err
 	}
