@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -257,8 +258,15 @@ func (c *Conn) readLoop(leftover []*protocol.Frame) {
 	for _, f := range leftover {
 		c.dispatch(f)
 	}
+	// One buffer holds each message in turn: the decoded frames copy what
+	// they keep out of it.
+	var buf bytes.Buffer
 	for {
-		mt, data, err := c.ws.Read(context.Background())
+		mt, r, err := c.ws.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.finish(err)
 			return
@@ -267,14 +275,22 @@ func (c *Conn) readLoop(leftover []*protocol.Frame) {
 			c.log.Debug("binary message from server ignored")
 			continue
 		}
-		for _, f := range decodeFrames(data, c.log) {
-			c.dispatch(f)
+		eachFrame(buf.Bytes(), c.log, c.dispatch)
+		if buf.Cap() > keptBuffer {
+			buf = bytes.Buffer{} // a history page: do not hold on to it
 		}
 	}
 }
 
+// keptBuffer is the most memory the reader keeps between messages.
+const keptBuffer = 1 << 20
+
 func (c *Conn) dispatch(f *protocol.Frame) {
-	c.log.Debug("frame received", "type", f.Type, "id", f.ID)
+	// Building the arguments costs allocations even when nothing is
+	// logged; this runs for every delivery.
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("frame received", "type", f.Type, "id", f.ID)
+	}
 	if f.ID != "" {
 		c.mu.Lock()
 		reply, ok := c.pending[f.ID]

@@ -369,24 +369,31 @@ func (h *handshake) expect(ctx context.Context, typ string) (*protocol.Frame, er
 }
 
 // decodeFrames splits a server message into frames. A frame that does not
-// decode (say, a type from a newer server) is logged and skipped without
-// losing the frames around it.
+// decode is logged and skipped; the others are still delivered.
 func decodeFrames(data []byte, log *slog.Logger) []*protocol.Frame {
-	frames, err := protocol.DecodeMessage(data)
-	if err == nil {
-		return frames
-	}
-	frames = frames[:0]
-	for _, line := range bytes.Split(data, []byte{'\n'}) {
+	var frames []*protocol.Frame
+	eachFrame(data, log, func(f *protocol.Frame) { frames = append(frames, f) })
+	return frames
+}
+
+// eachFrame hands each frame of a server message to fn, in order. A frame
+// that does not decode is logged and skipped.
+func eachFrame(data []byte, log *slog.Logger, fn func(*protocol.Frame)) {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		f, err := protocol.Decode(line)
+		f, err := protocol.DecodeFromServer(line)
 		if err != nil {
 			log.Debug("undecodable frame from server skipped", "err", err)
 			continue
 		}
-		frames = append(frames, f)
+		fn(f)
 	}
-	return frames
 }

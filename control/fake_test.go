@@ -23,7 +23,7 @@ import (
 // control can be tested without the real server. After the handshake it
 // hands the session to serve (nil: answer requests with defaultServe).
 type fakeServer struct {
-	t        *testing.T
+	t        testing.TB
 	id       string // the server id in the challenge
 	headerID string // the id in the 101 header; "" = id
 	admin    bool
@@ -49,7 +49,7 @@ type fakeSession struct {
 	path  string
 }
 
-func newFake(t *testing.T) *fakeServer {
+func newFake(t testing.TB) *fakeServer {
 	t.Helper()
 	f := &fakeServer{t: t, id: "srv-test-1", known: map[string]string{}}
 	ts := httptest.NewServer(http.HandlerFunc(f.handle))
@@ -240,7 +240,7 @@ func (s *fakeSession) defaultServe(ctx context.Context) {
 	}
 }
 
-func newKey(t *testing.T) ed25519.PrivateKey {
+func newKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -250,7 +250,7 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 }
 
 // dialFake logs in to f as alice/wa with a fresh enrolled key.
-func dialFake(t *testing.T, f *fakeServer, mod func(*Options)) *Conn {
+func dialFake(t testing.TB, f *fakeServer, mod func(*Options)) *Conn {
 	t.Helper()
 	key := newKey(t)
 	f.enroll(key.Public().(ed25519.PublicKey), "alice/wa")

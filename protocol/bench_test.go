@@ -120,3 +120,44 @@ func BenchmarkAppendDeliveryCode(b *testing.B) {
 		buf = AppendDelivery(buf[:0], "ops", "alice/laptop/main", &benchCode, nil, 1767225600000, 123456)
 	}
 }
+
+// BenchmarkDecodeDelivery decodes one channel_msg delivery as a client
+// reads it, with a plain and a code body: DecodeFromServer (the client's
+// path) against Decode (which leaves deliveries to encoding/json).
+func BenchmarkDecodeDelivery(b *testing.B) {
+	for _, body := range []struct{ name, text string }{{"plain", benchBody}, {"code", benchCode}} {
+		line := AppendDelivery(nil, "ops", "alice/laptop/main", &body.text, nil, 1767225600000, 123456)
+		for _, dec := range []struct {
+			name string
+			fn   func([]byte) (*Frame, error)
+		}{{"FromServer", DecodeFromServer}, {"Decode", Decode}} {
+			b.Run(body.name+"/"+dec.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(line)))
+				for b.Loop() {
+					if f, err := dec.fn(line); err != nil || *f.Body != body.text {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDecodeAck decodes the ack of a post as its sender reads it.
+func BenchmarkDecodeAck(b *testing.B) {
+	line := AppendAck(nil, "1234", 1767225600000, 123456)
+	for _, dec := range []struct {
+		name string
+		fn   func([]byte) (*Frame, error)
+	}{{"FromServer", DecodeFromServer}, {"Decode", Decode}} {
+		b.Run(dec.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if f, err := dec.fn(line); err != nil || f.Seq != 123456 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

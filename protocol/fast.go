@@ -254,7 +254,7 @@ func decodeFast(b []byte) (*Frame, bool) {
 	}
 }
 
-func skipSpace(b []byte, i int) int {
+func skipSpace[T ~string | ~[]byte](b T, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
@@ -263,19 +263,20 @@ func skipSpace(b []byte, i int) int {
 
 // plainString reads a JSON string at b[i] that has no escapes and no
 // control characters and returns its contents and the index after it.
-func plainString(b []byte, i int) ([]byte, int, bool) {
+func plainString[T ~string | ~[]byte](b T, i int) (T, int, bool) {
+	var none T
 	if i >= len(b) || b[i] != '"' {
-		return nil, 0, false
+		return none, 0, false
 	}
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
 			return b[i+1 : j], j + 1, true
 		case c == '\\' || c < 0x20:
-			return nil, 0, false
+			return none, 0, false
 		}
 	}
-	return nil, 0, false
+	return none, 0, false
 }
 
 // jsonString reads the JSON string at b[i], with its escapes, and returns
@@ -370,12 +371,13 @@ func jsonString(b []byte, i int) (string, int, bool) {
 }
 
 // hex4 reads the four hex digits of a \u escape at b[i].
-func hex4(b []byte, i int) (rune, bool) {
+func hex4[T ~string | ~[]byte](b T, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
 	var r rune
-	for _, c := range b[i : i+4] {
+	for k := i; k < i+4; k++ {
+		c := b[k]
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'
