@@ -24,9 +24,12 @@
 // # Sessions
 //
 // Each session has one reader goroutine, which handles its requests in
-// order, and one writeLoop goroutine, which drains a bounded queue (the
-// outbox) and coalesces queued frames into one WebSocket message, written
-// through a timedConn that bounds each write by Config.WriteTimeout.
+// order, and, while it has something to write, one writeLoop goroutine,
+// which drains a bounded queue (the outbox) and coalesces queued frames
+// into one WebSocket message, written through a timedConn that bounds each
+// write by Config.WriteTimeout; writeLoop ends when the queue is empty and
+// the next frame queued starts another, so an idle session holds only its
+// reader. The connection's buffers are smaller than net/http's (connbuf.go).
 // Channel posts take another path: they are numbered and fanned out at
 // once, and history's persistPosts goroutine group-commits them to the
 // message log and releases their acks once durable. Publishing never

@@ -151,18 +151,16 @@ func (s *Server) handshake(conn *websocket.Conn, seen *atomic.Int64) (*session, 
 	}
 	path := protocol.SessionPath{User: user, Machine: machine, Session: hello.Session}.String()
 	bridge := hello.Role == protocol.RoleBridge
-	readCtx, cancelRead := context.WithCancel(context.Background())
 	sess := &session{
-		readCtx: readCtx, cancelRead: cancelRead,
 		srv: s, conn: conn, path: path, user: user, machine: machine, bridge: bridge,
-		claim:    newClaim(hello),
-		actor:    projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user), Bridge: bridge},
-		log:      s.log.With("session", path),
-		out:      outbox{wake: make(chan struct{}, 1)},
-		dead:     make(chan struct{}),
-		posts:    make(chan struct{}, 4*s.cfg.QueueLen),
-		subs:     make(map[string]struct{}),
-		lastSeen: seen,
+		claim:      newClaim(hello),
+		actor:      projections.Actor{User: user, Path: path, ServerAdmin: s.isAdmin(user), Bridge: bridge},
+		log:        s.log.With("session", path),
+		dead:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		posts:      make(chan struct{}, 4*s.cfg.QueueLen),
+		subs:       make(map[string]struct{}),
+		lastSeen:   seen,
 	}
 	if s.cfg.RateLimit > 0 {
 		sess.limiter = newBucket(s.cfg.RateLimit, s.cfg.RateBurst)

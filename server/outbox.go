@@ -22,6 +22,11 @@ const maxCoalesce = 256
 // protocol.CoalesceBytes per WebSocket message (JSON Lines). It is a slice
 // rather than a channel so that an idle session holds no queue memory.
 //
+// writeLoop runs only while there is something to write: the first frame
+// queued to an idle session starts it, and it ends once it finds the queue
+// empty, so that an idle session holds no writer goroutine (nor its stack).
+// kill starts it too, to send the final frame and close the connection.
+//
 // The queue is bounded twice: in entries (Config.QueueLen) and in bytes
 // (Config.QueueBytes). Bytes count from the moment a frame is queued until
 // writeLoop has written it, so a reader that keeps reading slowly cannot
@@ -47,18 +52,33 @@ type outbox struct {
 	bytes    int       // bytes queued or being written (the budget's use)
 	merge    bool      // the last entry holds replies and may take more
 	closed   bool      // the session is dead: discard what comes
-
-	wake chan struct{} // capacity 1: writeLoop has frames to send
+	running  bool      // a writeLoop goroutine runs (or is starting)
 
 	_ [64]byte
 }
 
 // close makes the outbox discard what is queued from now on (the session
-// died; its writeLoop flushes what was queued before).
-func (o *outbox) close() {
+// died; its writeLoop flushes what was queued before), and starts
+// writeLoop if none runs, to close the connection.
+func (sess *session) closeOutbox() {
+	o := &sess.out
 	o.mu.Lock()
 	o.closed = true
+	start := o.startLocked()
 	o.mu.Unlock()
+	if start {
+		go sess.writeLoop()
+	}
+}
+
+// startLocked reports whether the caller must start writeLoop (after
+// unlocking): none runs yet. From then on one does.
+func (o *outbox) startLocked() bool {
+	if o.running {
+		return false
+	}
+	o.running = true
+	return true
 }
 
 // qframe is one queue entry: an encoded frame, or n replies separated by
@@ -83,11 +103,12 @@ func (sess *session) enqueue(frame []byte) bool {
 		return false
 	}
 	o.bytes += len(frame)
-	first := o.pushLocked(qframe{b: frame, n: 1})
+	o.pushLocked(qframe{b: frame, n: 1})
 	o.merge = false
+	start := o.startLocked()
 	o.mu.Unlock()
-	if first {
-		o.signal()
+	if start {
+		go sess.writeLoop()
 	}
 	return true
 }
@@ -117,21 +138,12 @@ func (o *outbox) usage() (bytes, entries int) {
 	return o.bytes, len(o.queue)
 }
 
-// pushLocked appends e and reports whether the queue was empty.
-func (o *outbox) pushLocked(e qframe) bool {
-	first := len(o.queue) == 0
-	if first {
+// pushLocked appends e.
+func (o *outbox) pushLocked(e qframe) {
+	if len(o.queue) == 0 {
 		o.queuedAt = time.Now()
 	}
 	o.queue = append(o.queue, e)
-	return first
-}
-
-func (o *outbox) signal() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
 }
 
 // replyAck queues the ack of a stored post; see reply.
@@ -174,12 +186,13 @@ func (sess *session) reply(encode func([]byte) []byte) {
 		return
 	}
 	o.bytes += len(b)
-	first := o.pushLocked(qframe{b: b, n: 1})
+	o.pushLocked(qframe{b: b, n: 1})
 	o.merge = true
 	o.replies++
+	start := o.startLocked()
 	o.mu.Unlock()
-	if first {
-		o.signal()
+	if start {
+		go sess.writeLoop()
 	}
 }
 
@@ -199,18 +212,21 @@ func (sess *session) take(spare []qframe) ([]qframe, time.Time) {
 }
 
 // writeLoop drains the outbound queue, coalescing queued frames into one
-// message per write (up to maxCoalesce frames), until the session dies;
-// then it sends the final reason and closes the connection.
+// message per write (up to maxCoalesce frames), until the queue is empty
+// (then it ends; the next frame queued starts another) or the session
+// dies (then it sends the final reason, closes the connection and closes
+// sess.writerDone). At most one runs at a time (outbox.running).
 func (sess *session) writeLoop() {
-	w := sess.newTimedConn()
-	defer w.timer.Stop()
+	w := sess.timedConn()
 	var spare []qframe
 	for {
 		select {
-		case <-sess.out.wake:
 		case <-sess.dead:
+			w.timer.Stop()
 			sess.flushAndClose(w, nil)
+			close(sess.writerDone)
 			return
+		default:
 		}
 		// Let the goroutines that are ready run first (the fan-out of
 		// further posts among them): what they queue rides in this
@@ -228,7 +244,9 @@ func (sess *session) writeLoop() {
 			for rest := batch; len(rest) > 0; {
 				select {
 				case <-sess.dead:
+					w.timer.Stop()
 					sess.flushAndClose(w, rest)
+					close(sess.writerDone)
 					return
 				default:
 				}
@@ -236,6 +254,7 @@ func (sess *session) writeLoop() {
 				if err := w.write(rest[:k], size); err != nil {
 					sess.kill(reasonWriteFailed)
 					sess.conn.CloseNow()
+					close(sess.writerDone)
 					return
 				}
 				sess.out.sent(size)
@@ -251,7 +270,25 @@ func (sess *session) writeLoop() {
 				spare = nil // let a burst's queue go
 			}
 		}
+		if sess.out.idle() {
+			return
+		}
 	}
+}
+
+// idle reports whether writeLoop may end: nothing is queued and the
+// session lives. Then no writeLoop runs until the next frame is queued
+// (or the session dies), which starts one. The empty queue's array is let
+// go, so that an idle session holds none.
+func (o *outbox) idle() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) > 0 || o.closed {
+		return false
+	}
+	o.queue = nil
+	o.running = false
+	return true
 }
 
 // nextMessage returns how many entries from the start of q go into one
@@ -293,10 +330,15 @@ type timedConn struct {
 	timer *time.Timer
 }
 
-func (sess *session) newTimedConn() *timedConn {
-	t := time.AfterFunc(time.Hour, func() { sess.conn.CloseNow() })
-	t.Stop()
-	return &timedConn{sess: sess, timer: t}
+// timedConn returns the session's timedConn, made by the first writeLoop
+// (only one runs at a time).
+func (sess *session) timedConn() *timedConn {
+	if sess.writer == nil {
+		t := time.AfterFunc(time.Hour, func() { sess.conn.CloseNow() })
+		t.Stop()
+		sess.writer = &timedConn{sess: sess, timer: t}
+	}
+	return sess.writer
 }
 
 // write sends entries, of size bytes, as one message, separated by

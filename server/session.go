@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,12 +28,18 @@ type session struct {
 	actor   projections.Actor
 	log     *slog.Logger
 
-	// readCtx governs reads; cancelRead ends a pending read (and closes
-	// the connection) when a close handshake finds the peer unresponsive.
-	readCtx    context.Context
-	cancelRead context.CancelFunc
+	// raw is the connection under conn (see smallBuffers): closing it
+	// ends a pending read (cancelRead). Reads take no context, which
+	// would cost an allocation and a registration per read.
+	raw net.Conn
 
 	out outbox // frames waiting for the writeLoop goroutine
+	// writer is what writeLoop writes with, made by the first one (at
+	// most one writeLoop runs at a time; see outbox).
+	writer *timedConn
+	// writerDone is closed by the writeLoop that sent the final frame
+	// and closed the connection, after the session died.
+	writerDone chan struct{}
 
 	dead     chan struct{}
 	killOnce sync.Once
@@ -71,7 +78,7 @@ func (sess *session) kill(reason protocol.Reason) {
 	sess.killOnce.Do(func() {
 		sess.reason = reason
 		close(sess.dead)
-		sess.out.close()
+		sess.closeOutbox()
 		sess.srv.hub.detach(sess)
 		sess.srv.relay.drop(sess)
 		switch reason {
@@ -106,7 +113,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	// quiet sessions, and every WebSocket library answers pings.
 	seen := new(atomic.Int64)
 	alive := func() { seen.Store(time.Now().UnixNano()) }
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{protocol.Subprotocol},
 		InsecureSkipVerify: true, // non-browser clients; no cookies or ambient authority exist
 		OnPingReceived:     func(context.Context, []byte) bool { alive(); return true },
@@ -121,6 +129,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	conn.SetReadLimit(protocol.MaxFramePreAuth)
 
 	sess, herr := s.handshake(conn, seen)
+	if sess != nil {
+		sess.raw = hw.conn
+	}
 	if herr != nil {
 		s.metrics.rejected(herr.Code)
 		s.log.Debug("handshake refused", "remote", r.RemoteAddr, "code", herr.Code, "reason", herr.Message)
@@ -145,6 +156,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, done func()) {
 	go s.runSession(sess, done)
 }
 
+// cancelRead ends a read pending on the session's connection by closing
+// the connection under it, when a close handshake finds the peer
+// unresponsive.
+func (sess *session) cancelRead() {
+	if sess.raw != nil {
+		sess.raw.Close()
+	} else {
+		sess.conn.CloseNow()
+	}
+}
+
 // runSession runs an established session to its end.
 func (s *Server) runSession(sess *session, done func()) {
 	defer done()
@@ -163,14 +185,9 @@ func (s *Server) runSession(sess *session, done func()) {
 	sess.send(&protocol.Frame{Type: protocol.TEstablished, Path: sess.path, Admin: ptrBool(sess.actor.ServerAdmin), ServerID: s.serverID,
 		MaxBody: s.cfg.MaxBody, MaxMessage: protocol.MaxMessage})
 
-	writeLoopDone := make(chan struct{})
-	go func() {
-		defer close(writeLoopDone)
-		sess.writeLoop()
-	}()
 	sess.readLoop()
 	sess.kill(reasonClosed)
-	<-writeLoopDone
+	<-sess.writerDone
 	sess.cancelRead()
 	s.metrics.sessions.Add(-1)
 }
@@ -246,7 +263,7 @@ func (sess *session) readLoop() {
 	// connection before the final reason is written); writeLoop closes
 	// the connection, which ends the read, and cancels it only if the
 	// peer does not answer the close.
-	ctx := sess.readCtx
+	ctx := context.Background()
 	for {
 		typ, bp, err := readMessage(ctx, sess.conn)
 		if err != nil {
