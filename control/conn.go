@@ -52,11 +52,11 @@ type Conn struct {
 
 	// mu guards the fields below.
 	mu      sync.Mutex
-	pending map[string]chan *protocol.Frame // nil once the connection has ended
-	err     error                           // why the connection ended; set once, by the reader
-	closed  bool                            // Close was called
-	dropped *protocol.Error                 // an id-less error frame: the server's reason for dropping us
-	cause   error                           // why this side ended the connection (a keepalive that failed)
+	pending map[string]*Call // by id; nil once the connection has ended
+	err     error            // why the connection ended; set once, by the reader
+	closed  bool             // Close was called
+	dropped *protocol.Error  // an id-less error frame: the server's reason for dropping us
+	cause   error            // why this side ended the connection (a keepalive that failed)
 }
 
 func newConn(ws *websocket.Conn, o *Options, est *protocol.Frame, leftover []*protocol.Frame) *Conn {
@@ -73,7 +73,7 @@ func newConn(ws *websocket.Conn, o *Options, est *protocol.Frame, leftover []*pr
 		events:       make(chan *protocol.Frame, eventBuffer),
 		done:         make(chan struct{}),
 		stop:         make(chan struct{}),
-		pending:      make(map[string]chan *protocol.Frame),
+		pending:      make(map[string]*Call),
 	}
 	ws.SetReadLimit(c.readLimit)
 	c.life, c.cancel = context.WithCancel(context.Background())
@@ -130,8 +130,37 @@ func (c *Conn) Err() error {
 // closed gives [ErrClosed]; running out of time gives a [*TimeoutError]. If
 // ctx ends first, its error is returned.
 func (c *Conn) Request(ctx context.Context, f *protocol.Frame) (*protocol.Frame, error) {
+	call, err := c.Send(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	defer c.forget(call)
+	return call.Wait(ctx)
+}
+
+// Call is a request sent by [Conn.Send] whose reply may not have come yet.
+type Call struct {
+	c        *Conn
+	id       string
+	deadline time.Time     // the reply is due by then: ReplyTimeout after the send
+	done     chan struct{} // closed by the reader when the reply came
+	reply    *protocol.Frame
+}
+
+// Send sends f with a fresh id, like [Conn.Request], but returns as soon
+// as it is written: [Call.Wait] waits for the reply. The server answers
+// the requests of a session in the order they arrive, and requests sent
+// one after another from one goroutine arrive in that order; replies are
+// matched by id, whatever order they come in. [Pipeline] keeps a bounded
+// number of calls in flight. f itself is not modified.
+//
+// Send fails as Request does when the request cannot be written: [ErrClosed]
+// on a closed Conn, an error wrapping [ErrNoResponse] and the reason on one
+// that has ended, a [*TimeoutError] for a write stuck past the
+// ReplyTimeout, or ctx's error.
+func (c *Conn) Send(ctx context.Context, f *protocol.Frame) (*Call, error) {
 	if f == nil {
-		return nil, errors.New("control: Request needs a frame")
+		return nil, errors.New("control: Send needs a frame")
 	}
 	req := *f
 	req.ID = strconv.FormatUint(c.nextID.Add(1), 10)
@@ -139,57 +168,78 @@ func (c *Conn) Request(ctx context.Context, f *protocol.Frame) (*protocol.Frame,
 	if err != nil {
 		return nil, err
 	}
-	reply := make(chan *protocol.Frame, 1)
+	call := &Call{c: c, id: req.ID, deadline: time.Now().Add(c.replyTimeout), done: make(chan struct{})}
 	c.mu.Lock()
 	if c.pending == nil {
 		err := c.endedErrLocked(false)
 		c.mu.Unlock()
 		return nil, err
 	}
-	c.pending[req.ID] = reply
+	c.pending[req.ID] = call
 	c.mu.Unlock()
-	defer c.forget(req.ID)
 
-	tctx, cancel := context.WithTimeout(ctx, c.replyTimeout)
+	wctx, cancel := context.WithDeadline(ctx, call.deadline)
 	defer cancel()
-	c.log.Debug("frame sent", "type", req.Type, "id", req.ID)
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.Debug("frame sent", "type", req.Type, "id", req.ID)
+	}
 	// A write whose context ends closes the connection (coder/websocket
 	// cannot abandon half a message); that is fine, as nothing can be
 	// sent after a stuck write anyway.
-	if err := c.ws.Write(tctx, websocket.MessageText, data); err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case tctx.Err() != nil:
-			return nil, &TimeoutError{After: c.replyTimeout, Op: "sending a request to " + c.url}
-		}
-		// The connection is gone; the reader notices at once and
-		// records why.
-		select {
-		case <-c.done:
-			return nil, c.endedErr()
-		case <-time.After(time.Second):
-			return nil, fmt.Errorf("send %s request: %w", req.Type, err)
-		}
+	err = c.ws.Write(wctx, websocket.MessageText, data)
+	if err == nil {
+		return call, nil
 	}
+	c.forget(call)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case wctx.Err() != nil:
+		return nil, &TimeoutError{After: c.replyTimeout, Op: "sending a request to " + c.url}
+	}
+	// The connection is gone; the reader notices at once and records why.
 	select {
-	case r := <-reply:
-		return replyOrError(r)
+	case <-c.done:
+		return nil, c.endedErr()
+	case <-time.After(time.Second):
+		return nil, fmt.Errorf("send %s request: %w", req.Type, err)
+	}
+}
+
+// Wait waits for the reply to the call, at most until the ReplyTimeout of
+// [Options] has passed since it was sent, and returns it as
+// [Conn.Request] does, with the same errors. Wait may be called again, and
+// from several goroutines.
+func (call *Call) Wait(ctx context.Context) (*protocol.Frame, error) {
+	c := call.c
+	select {
+	case <-call.done:
+		return replyOrError(call.reply)
+	default:
+	}
+	timer := time.NewTimer(time.Until(call.deadline))
+	defer timer.Stop()
+	select {
+	case <-call.done:
+		return replyOrError(call.reply)
 	case <-c.done:
 		// The reply may have come in just before the end.
 		select {
-		case r := <-reply:
-			return replyOrError(r)
+		case <-call.done:
+			return replyOrError(call.reply)
 		default:
 		}
 		return nil, c.endedErr()
-	case <-tctx.Done():
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	case <-timer.C:
+		c.forget(call)
 		return nil, &TimeoutError{After: c.replyTimeout, Op: "waiting for a server response"}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
+
+// Done returns a channel that is closed when the reply has come.
+func (call *Call) Done() <-chan struct{} { return call.done }
 
 func replyOrError(r *protocol.Frame) (*protocol.Frame, error) {
 	if r.Type == protocol.TError {
@@ -198,9 +248,13 @@ func replyOrError(r *protocol.Frame) (*protocol.Frame, error) {
 	return r, nil
 }
 
-func (c *Conn) forget(id string) {
+// forget stops waiting for the reply to call: one that comes later is
+// dropped.
+func (c *Conn) forget(call *Call) {
 	c.mu.Lock()
-	delete(c.pending, id) // a no-op on a nil map
+	if c.pending[call.id] == call {
+		delete(c.pending, call.id) // a no-op on a nil map
+	}
 	c.mu.Unlock()
 }
 
@@ -293,11 +347,12 @@ func (c *Conn) dispatch(f *protocol.Frame) {
 	}
 	if f.ID != "" {
 		c.mu.Lock()
-		reply, ok := c.pending[f.ID]
+		call, ok := c.pending[f.ID]
 		delete(c.pending, f.ID)
 		c.mu.Unlock()
 		if ok {
-			reply <- f // buffered, and sent at most once
+			call.reply = f // once: the call is no longer pending
+			close(call.done)
 		} else {
 			c.log.Debug("reply to no pending request dropped", "id", f.ID, "type", f.Type)
 		}

@@ -20,6 +20,13 @@
 // pending requests fail, Events is closed, [Conn.Done] is closed and
 // [Conn.Err] says why. Always call [Conn.Close].
 //
+// Requests need not wait for each other: [Conn.Send] writes one and
+// returns a [Call] to wait on, and a [Pipeline] keeps a bounded window of
+// them in flight and hands back their replies in send order (posts sent
+// so are stored in that order; replies are matched by id). The reader
+// decodes what the server sends most — deliveries, acks, error replies —
+// with [protocol.DecodeFromServer], without encoding/json.
+//
 // # Concurrency
 //
 // All methods of a Conn may be called from several goroutines. Each Conn

@@ -12,10 +12,13 @@ import (
 
 // SendCmd posts one message: it joins the channel (which needs no token
 // for public and unlisted channels, or for a member), posts, and waits for
-// the server's acknowledgement.
+// the server's acknowledgement. With --lines it posts each line as a
+// message of its own, without waiting for each ack before the next.
 type SendCmd struct {
 	serverFlag
 	Channel string `name:"channel" required:"" placeholder:"CHANNEL" help:"The channel to post to."`
+	Lines   bool   `name:"lines" help:"Post each non-empty line as its own message, in order (with -, as stdin brings them)."`
+	Window  int    `name:"window" default:"32" hidden:"" help:"With --lines, how many posts may wait for their ack at once."`
 	Text    string `arg:"" help:"The message; - reads it from stdin (to its end)."`
 }
 
@@ -24,23 +27,19 @@ func (c *SendCmd) Run(ctx context.Context, g *Globals) error {
 	if err := protocol.CheckName(c.Channel); err != nil {
 		return fmt.Errorf("invalid channel name %q: %w", c.Channel, err)
 	}
+	if c.Lines {
+		return c.sendLines(ctx, g)
+	}
 	body, err := g.messageText(c.Text)
 	if err != nil {
 		return err
 	}
-	s, err := g.connect(ctx, c.Server, connectOptions{})
+	s, err := c.join(ctx, g, connectOptions{})
 	if err != nil {
 		return err
 	}
 	defer s.conn.Close()
-	r, err := s.request(ctx, &protocol.Frame{Type: protocol.TJoin, Channel: c.Channel})
-	if err == nil {
-		_, err = expect(r, protocol.TJoined)
-	}
-	if err != nil {
-		return fmt.Errorf("join rejected: %w", err)
-	}
-	r, err = s.request(ctx, &protocol.Frame{Type: protocol.TChannelMsg, Channel: c.Channel, Body: &body})
+	r, err := s.request(ctx, &protocol.Frame{Type: protocol.TChannelMsg, Channel: c.Channel, Body: &body})
 	if err == nil {
 		r, err = expect(r, protocol.TAck)
 	}
@@ -55,6 +54,23 @@ func (c *SendCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	g.printf("✓ sent to %s\n", c.Channel)
 	return nil
+}
+
+// join connects and joins the channel.
+func (c *SendCmd) join(ctx context.Context, g *Globals, co connectOptions) (*session, error) {
+	s, err := g.connect(ctx, c.Server, co)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.request(ctx, &protocol.Frame{Type: protocol.TJoin, Channel: c.Channel})
+	if err == nil {
+		_, err = expect(r, protocol.TJoined)
+	}
+	if err != nil {
+		s.conn.Close()
+		return nil, fmt.Errorf("join rejected: %w", err)
+	}
+	return s, nil
 }
 
 // stdinLimit bounds what "-" reads: more than any server's largest body,
