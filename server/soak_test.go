@@ -182,7 +182,11 @@ func TestSoak(t *testing.T) {
 		churnRate = 100 // connects and disconnects per second
 		postRate  = 100 // posts per second, over all channels
 	)
-	env := newTestEnv(t, Config{NoSync: true, HandshakesPerIP: -1, MaxConnsPerIP: -1, AdminRate: -1})
+	// The handshake and idle timeouts have tests of their own; here, on a
+	// loaded machine, 1 000 handshakes in a row or a session that happens
+	// to post nothing for a minute must not end the soak.
+	env := newTestEnv(t, Config{NoSync: true, HandshakesPerIP: -1, MaxConnsPerIP: -1, AdminRate: -1,
+		HandshakeTimeout: 2 * time.Minute, IdleTimeout: 10 * time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), *soakDuration+2*time.Minute)
 	defer cancel()
 	keys := make([]ed25519.PrivateKey, users)
