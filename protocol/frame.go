@@ -401,6 +401,12 @@ func Decode(b []byte) (*Frame, error) {
 // DecodeMessage parses a WebSocket message holding one or more frames
 // separated by newlines. It stops at the first bad frame.
 func DecodeMessage(b []byte) ([]*Frame, error) {
+	return decodeLines(b, Decode)
+}
+
+// decodeLines decodes each non-blank line of b with decode, stopping at
+// the first bad one.
+func decodeLines(b []byte, decode func([]byte) (*Frame, error)) ([]*Frame, error) {
 	var out []*Frame
 	for len(b) > 0 {
 		line := b
@@ -412,7 +418,7 @@ func DecodeMessage(b []byte) ([]*Frame, error) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		f, err := Decode(line)
+		f, err := decode(line)
 		if err != nil {
 			return out, err
 		}

@@ -39,27 +39,7 @@ func DecodeFromServer(b []byte) (*Frame, error) {
 // DecodeMessageFromServer is [DecodeMessage] for a message a server sent,
 // decoding each frame with [DecodeFromServer].
 func DecodeMessageFromServer(b []byte) ([]*Frame, error) {
-	var out []*Frame
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		f, err := DecodeFromServer(line)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, f)
-	}
-	if len(out) == 0 {
-		return nil, &Error{Code: CodeMalformed, Message: errEmpty.Error()}
-	}
-	return out, nil
+	return decodeLines(b, DecodeFromServer)
 }
 
 // frameWithBody holds a frame and its body in one allocation.
