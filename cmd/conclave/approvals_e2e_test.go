@@ -60,6 +60,21 @@ func nextEvent(t *testing.T, conn *control.Conn, typ string) *protocol.Frame {
 	}
 }
 
+// aliceLaptopAndPhone registers alice on the server at url from her
+// laptop and enrolls her phone: the laptop's config dir, and the
+// environments that select each machine's.
+func aliceLaptopAndPhone(t *testing.T, url string) (lDir string, l, p []string) {
+	t.Helper()
+	tmp := t.TempDir()
+	lDir = filepath.Join(tmp, "L")
+	l = []string{"CONCLAVE_CONFIG_DIR=" + lDir}
+	p = []string{"CONCLAVE_CONFIG_DIR=" + filepath.Join(tmp, "P")}
+	ok(t, l, "register", "alice", "--server", url, "--machine", "laptop")
+	ok(t, l, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, p, "key")))
+	ok(t, p, "register", "alice", "--existing", "--server", url, "--machine", "phone")
+	return lDir, l, p
+}
+
 // TestApprovalsFromTheCLI: alice's agents run on her laptop; her phone is
 // her approver machine. Only the phone's CLI lists and answers, and tail
 // there shows the requests.
@@ -68,13 +83,7 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 		t.Skip("starts a server")
 	}
 	url, _, _ := startServer(t)
-	tmp := t.TempDir()
-	lDir, pDir := filepath.Join(tmp, "L"), filepath.Join(tmp, "P")
-	l := []string{"CONCLAVE_CONFIG_DIR=" + lDir}
-	p := []string{"CONCLAVE_CONFIG_DIR=" + pDir}
-	ok(t, l, "register", "alice", "--server", url, "--machine", "laptop")
-	ok(t, l, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, p, "key")))
-	ok(t, p, "register", "alice", "--existing", "--server", url, "--machine", "phone")
+	lDir, l, p := aliceLaptopAndPhone(t, url)
 	ok(t, l, "channel", "create", "ops")
 
 	fails(t, 1, "alice has no approver machines", p, "approvals")
@@ -169,13 +178,7 @@ func TestApprovalsWatchAcrossKilledServer(t *testing.T) {
 	addr, data := freeAddr(t), t.TempDir()
 	url := "ws://" + addr
 	srv := serveDir(t, addr, data)
-	tmp := t.TempDir()
-	lDir, pDir := filepath.Join(tmp, "L"), filepath.Join(tmp, "P")
-	l := []string{"CONCLAVE_CONFIG_DIR=" + lDir}
-	p := []string{"CONCLAVE_CONFIG_DIR=" + pDir}
-	ok(t, l, "register", "alice", "--server", url, "--machine", "laptop")
-	ok(t, l, "machine", "add", "phone", "--pubkey", strings.TrimSpace(ok(t, p, "key")))
-	ok(t, p, "register", "alice", "--existing", "--server", url, "--machine", "phone")
+	lDir, l, p := aliceLaptopAndPhone(t, url)
 	ok(t, l, "machine", "approver", "add", "phone")
 	ask := func(conn *control.Conn, id string) {
 		t.Helper()
