@@ -11,14 +11,17 @@ import (
 // Buffer sizes of an upgraded connection. net/http hands a hijacked
 // connection over with a 4 KiB bufio.Reader and a 4 KiB bufio.Writer, which
 // coder/websocket keeps for the connection's life: 8 KiB of an idle
-// session's ~28 KiB. Smaller ones cost nothing measurable: a frame header
-// and a small delivery still go out in one write system call, a message
-// larger than the writer's buffer in two (as with 4 KiB: a coalesced
-// message is up to protocol.CoalesceBytes, 16 KiB), and a read larger than
-// the reader's buffer bypasses it.
+// session's ~28 KiB. With these a frame header and a message of up to
+// 2 KiB (a delivery, or a few coalesced) still go out in one write system
+// call; a message of 2–4 KiB now takes two, and a larger one two as
+// before (header and the buffer's worth, then the rest). With a 1 KiB
+// writer, the messages of 1–2 KiB common at moderate rates took two: 9 %
+// of the server's CPU at 500 messages/s (docs/PERFORMANCE.md §4). The
+// reader serves only a client's own frames, mostly small; a read larger
+// than its buffer bypasses it.
 const (
-	connReadBuf  = 1 << 10
-	connWriteBuf = 1 << 10
+	connReadBuf  = 512
+	connWriteBuf = 2 << 10
 )
 
 // smallBuffers is an http.ResponseWriter whose Hijack gives the connection
