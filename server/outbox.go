@@ -276,17 +276,24 @@ func (sess *session) writeLoop() {
 	}
 }
 
+// idleQueueCap is the most entries the empty queue of an idle session
+// keeps room for (128 bytes): enough for a session that gets a delivery
+// at a time not to allocate for each, little enough to hold while idle.
+const idleQueueCap = 4
+
 // idle reports whether writeLoop may end: nothing is queued and the
 // session lives. Then no writeLoop runs until the next frame is queued
-// (or the session dies), which starts one. The empty queue's array is let
-// go, so that an idle session holds none.
+// (or the session dies), which starts one. A large empty queue's array is
+// let go.
 func (o *outbox) idle() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) > 0 || o.closed {
 		return false
 	}
-	o.queue = nil
+	if cap(o.queue) > idleQueueCap {
+		o.queue = nil
+	}
 	o.running = false
 	return true
 }
