@@ -162,11 +162,17 @@ func MapName(s string) string {
 			r = f
 		}
 		switch {
-		case 'a' <= r && r <= 'z', '0' <= r && r <= '9', r == '_', r == '.':
+		case r == '-' && (b.Len() == 0 || dash):
+			// Leading, or inside a run of other characters, which
+			// becomes one '-' anyway ("a -- b" is "a-b").
+		case 'a' <= r && r <= 'z', '0' <= r && r <= '9', r == '_', r == '.', r == '-':
 			if b.Len() == 0 && (r == '_' || r == '.') {
 				continue
 			}
-			if dash && b.Len() > 0 {
+			// The run's '-', unless the name's own '-' just stands for
+			// it ("a- b" is "a-b"); a name in the profile, such as
+			// "a--b", is left as it is.
+			if dash && b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
 				b.WriteByte('-')
 			}
 			dash = false
